@@ -1,0 +1,27 @@
+"""Backends, chosen in one place: `build_resources` maps the settings to Dagster resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+from marketing_ml.resources.simulation import SimulationResource
+from marketing_ml.resources.warehouse import DuckDBWarehouse, WarehouseResource
+from marketing_ml.settings import Settings
+
+__all__ = ["SimulationResource", "WarehouseResource", "build_resources"]
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    """The resources every asset uses, for the backend the settings select."""
+    sim = settings.simulation
+    simulation = SimulationResource(
+        seed=sim.seed, n_clients=sim.n_clients, start_date=sim.start_date.isoformat()
+    )
+    path = str(settings.duckdb_path)
+    return {
+        "io_manager": DuckDBPandasIOManager(database=path),
+        "warehouse": DuckDBWarehouse(path=path),
+        "simulation": simulation,
+    }

@@ -1,0 +1,66 @@
+"""SQL access to the warehouse for work that should stay in the warehouse.
+
+Assets hand DataFrames to the IO manager for their own outputs; when they need to *read* large tables
+(training windows, a day's features for scoring, monitoring joins) they push the work into SQL through
+this resource instead of loading whole tables into pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from dagster._utils.backoff import backoff
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The interface every warehouse backend implements."""
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        raise NotImplementedError
+
+
+class DuckDBWarehouse(WarehouseResource):
+    """The embedded default: one DuckDB file under the data directory."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        # DuckDB allows one writing process; retry briefly if another step or process holds the file.
+        conn = backoff(
+            fn=duckdb.connect,
+            retry_on=(duckdb.IOException,),
+            kwargs={"database": self.path, "read_only": read_only},
+            max_retries=10,
+        )
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as conn:
+            return conn.execute(sql, params or []).fetchdf()
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        with self.connect() as conn:
+            conn.execute(sql, params or [])
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        with self.connect() as conn:
+            found = conn.execute(
+                "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                [schema, table],
+            ).fetchone()
+        return bool(found and found[0])

@@ -1,0 +1,134 @@
+"""Where the platform keeps its state and which world it simulates: read from the environment, once.
+
+All local state lives under one data directory (default `./.marketing_ml`, or `MARKETING_ML_HOME`):
+
+    warehouse.duckdb   the DuckDB warehouse (raw, features, scores, monitoring)
+    dagster_home/      Dagster's local instance (runs, materialisations, schedules)
+    mlflow.db          MLflow tracking and registry store; mlartifacts/ holds the model files
+    landing/           the streaming landing zone ("stage")
+    simulation.json    the simulated world this directory was initialised with
+
+The simulated world (start date, clients, seed) is pinned in `simulation.json` the first time a data
+directory is used, so every later process (CLI, `dagster dev`, the schedule) builds the same data for a
+given date. Environment variables only choose it for a new directory; asking an initialised directory
+for a different world is an error that says what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from marketing_ml.simulation.config import SimulationConfig
+
+ENV_HOME = "MARKETING_ML_HOME"
+ENV_WAREHOUSE = "MARKETING_ML_WAREHOUSE"
+ENV_CLIENTS = "MARKETING_ML_CLIENTS"
+ENV_HISTORY_DAYS = "MARKETING_ML_HISTORY_DAYS"
+ENV_START_DATE = "MARKETING_ML_START_DATE"
+ENV_SEED = "MARKETING_ML_SEED"
+
+DEFAULT_CLIENTS = 50_000
+DEFAULT_HISTORY_DAYS = 365
+DEFAULT_SEED = 42
+WAREHOUSES = ("duckdb", "snowflake")
+
+
+class SettingsError(ValueError):
+    """A configuration problem the user must fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    warehouse: str
+    simulation: SimulationConfig
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_dir / "dagster_home"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.data_dir / "mlartifacts"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def simulation_file(self) -> Path:
+        return self.data_dir / "simulation.json"
+
+
+def default_start_date(history_days: int, today: dt.date | None = None) -> dt.date:
+    """A history of `history_days` days that ends yesterday (the last complete day)."""
+    today = today or dt.date.today()
+    return today - dt.timedelta(days=history_days)
+
+
+def load_settings(
+    *,
+    clients: int | None = None,
+    history_days: int | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Resolve settings from arguments (the CLI), the environment, and the data directory's pin."""
+    env = os.environ if environ is None else environ
+    data_dir = Path(env.get(ENV_HOME, ".marketing_ml")).expanduser().resolve()
+    warehouse = env.get(ENV_WAREHOUSE, "duckdb").lower()
+    if warehouse not in WAREHOUSES:
+        raise SettingsError(f"{ENV_WAREHOUSE}={warehouse!r} is not one of {', '.join(WAREHOUSES)}")
+
+    requested: dict[str, object] = {}
+    if clients is not None or ENV_CLIENTS in env:
+        requested["n_clients"] = int(clients if clients is not None else env[ENV_CLIENTS])
+    if ENV_SEED in env:
+        requested["seed"] = int(env[ENV_SEED])
+    if ENV_START_DATE in env:
+        requested["start_date"] = dt.date.fromisoformat(env[ENV_START_DATE])
+    # A history length shapes a new directory only: a pinned history keeps growing by a day every day.
+    days = int(history_days if history_days is not None else env.get(ENV_HISTORY_DAYS, DEFAULT_HISTORY_DAYS))
+
+    pin = data_dir / "simulation.json"
+    if pin.exists():
+        pinned = json.loads(pin.read_text())
+        pinned_values = {
+            "n_clients": pinned["n_clients"],
+            "seed": pinned["seed"],
+            "start_date": dt.date.fromisoformat(pinned["start_date"]),
+        }
+        conflicts = {k: (pinned_values[k], v) for k, v in requested.items() if pinned_values[k] != v}
+        if conflicts:
+            detail = ", ".join(f"{k}: pinned {a}, requested {b}" for k, (a, b) in conflicts.items())
+            raise SettingsError(
+                f"The data directory {data_dir} holds a different simulated world ({detail}). "
+                f"Use another directory (export {ENV_HOME}=...) or start over with `marketing-ml reset`."
+            )
+        config = SimulationConfig(**pinned_values)
+    else:
+        config = SimulationConfig(
+            start_date=requested.get("start_date", default_start_date(days)),  # type: ignore[arg-type]
+            n_clients=requested.get("n_clients", DEFAULT_CLIENTS),  # type: ignore[arg-type]
+            seed=requested.get("seed", DEFAULT_SEED),  # type: ignore[arg-type]
+        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        pin.write_text(
+            json.dumps(
+                {"n_clients": config.n_clients, "seed": config.seed, "start_date": config.start_date.isoformat()},
+                indent=2,
+            )
+            + "\n"
+        )
+    return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config)

@@ -1,0 +1,144 @@
+"""Raw data and ground truth as Dagster assets: thin wiring around the simulator.
+
+`raw_clients` and `true_client_traits` are one row per client. The four daily tables come from one replay
+of the simulated world (`simulated_daily_activity`), because events, touches, outcomes and hazards of a
+day are drawn together; a backfill of any length is one run that replays the world once.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from marketing_ml.metadata import markdown_table, preview
+from marketing_ml.partitions import partition_dates
+from marketing_ml.resources.simulation import SimulationResource
+from marketing_ml.simulation.engine import SimulatedDays, simulate_days
+from marketing_ml.simulation.population import client_profiles, client_truth, generate_population
+
+RAW_SCHEMA = "raw"
+TRUTH_SCHEMA = "ground_truth"
+
+@dg.asset(
+    group_name="raw",
+    kinds={"python", "duckdb"},
+    metadata={"schema": RAW_SCHEMA},
+    description="One row per plan participant: profile, plan and contact data as the record keeper holds it.",
+)
+def raw_clients(context: dg.AssetExecutionContext, simulation: SimulationResource) -> pd.DataFrame:
+    config = simulation.config
+    clients = client_profiles(config, generate_population(config))
+    context.add_output_metadata({"preview": preview(clients), "summary": dg.MetadataValue.md(clients_summary(clients))})
+    return clients
+
+@dg.asset(
+    group_name="ground_truth",
+    kinds={"python", "duckdb"},
+    metadata={"schema": TRUTH_SCHEMA},
+    deps=[raw_clients],
+    description=(
+        "One row per client: the simulator's latent traits and true response probability for every "
+        "next-best action. Evaluation only; no feature or model reads it."
+    ),
+)
+def true_client_traits(context: dg.AssetExecutionContext, simulation: SimulationResource) -> pd.DataFrame:
+    config = simulation.config
+    truth = client_truth(config, generate_population(config))
+    best = truth["oracle_best_action"].value_counts(normalize=True).rename("share").reset_index()
+    context.add_output_metadata({"oracle best action mix": dg.MetadataValue.md(markdown_table(best))})
+    return truth
+
+def _daily_spec(name: str, group: str, schema: str, partition_column: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        name,
+        group_name=group,
+        kinds={"python", "duckdb"},
+        deps=[raw_clients],
+        description=description,
+        metadata={"schema": schema, "partition_expr": partition_column},
+    ).with_io_manager_key("io_manager")
+
+DAILY_SPECS = [
+    _daily_spec(
+        "raw_marketing_events",
+        "raw",
+        RAW_SCHEMA,
+        "event_date",
+        "One row per client interaction: channel, event type, device, campaign; partitioned by event date.",
+    ),
+    _daily_spec(
+        "raw_campaign_touches",
+        "raw",
+        RAW_SCHEMA,
+        "touch_date",
+        "One row per marketing action taken (assigned at random, a logged experiment) with the observed "
+        "response and the true response probability of every action for that client.",
+    ),
+    _daily_spec(
+        "raw_outcomes",
+        "raw",
+        RAW_SCHEMA,
+        "outcome_date",
+        "One row per conversion to wealth advisory or churn (rollover out), with the probability that drew it.",
+    ),
+    _daily_spec(
+        "true_daily_hazards",
+        "ground_truth",
+        TRUTH_SCHEMA,
+        "as_of_date",
+        "One row per active client per day: the true daily probability of conversion and churn that day "
+        "(the oracle for model evaluation). Evaluation only.",
+    ),
+]
+
+def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        specs=DAILY_SPECS,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
+    )
+    def simulated_daily_activity(context: dg.AssetExecutionContext, simulation: SimulationResource):
+        first, last = partition_dates(context)
+        context.log.info(f"Simulating {first}..{last} for {simulation.n_clients:,} clients")
+
+        def progress(done: int, total: int) -> None:
+            context.log.info(f"simulated client block {done}/{total}")
+
+        days = simulate_days(simulation.config, first, last, workers=simulation.workers or None, progress=progress)
+        summary = dg.MetadataValue.md(activity_summary(days))
+        for name, frame in (
+            ("raw_marketing_events", days.events),
+            ("raw_campaign_touches", days.touches),
+            ("raw_outcomes", days.outcomes),
+            ("true_daily_hazards", days.hazards),
+        ):
+            yield dg.Output(frame, output_name=name, metadata={"preview": preview(frame), "summary": summary})
+
+    return simulated_daily_activity
+
+def clients_summary(clients: pd.DataFrame) -> str:
+    numeric = clients[["annual_income", "balance_401k", "outside_assets", "contribution_rate", "tenure_years"]]
+    stats = numeric.describe(percentiles=[0.5]).T[["mean", "50%", "min", "max"]].reset_index(names="attribute")
+    tiers = clients["service_tier"].value_counts(normalize=True).rename("share").reset_index()
+    return (
+        f"**{len(clients):,} clients**\n\n{markdown_table(stats, 6)}\n\n**Service tier mix**\n\n{markdown_table(tiers)}"
+    )
+
+def activity_summary(days: SimulatedDays) -> str:
+    """Event mix by channel and the outcome base rates of the simulated range."""
+    events, outcomes, hazards, touches = days.events, days.outcomes, days.hazards, days.touches
+    channels = events["channel"].value_counts(normalize=True).rename("share").reset_index()
+    client_days = max(len(hazards), 1)
+    rates = (
+        outcomes.groupby("outcome_type").size().rename("count").reset_index()
+        if len(outcomes)
+        else pd.DataFrame({"outcome_type": [], "count": []})
+    )
+    rates["per 1,000 client-days"] = rates["count"] / client_days * 1000
+    actions = touches.groupby("action")["responded"].agg(["size", "mean"]).reset_index()
+    actions.columns = ["action", "touches", "response rate"]
+    return (
+        f"**{len(events):,} events, {len(touches):,} touches, {len(outcomes):,} outcomes over "
+        f"{client_days:,} active client-days**\n\n**Events by channel**\n\n{markdown_table(channels)}\n\n"
+        f"**Outcome base rates**\n\n{markdown_table(rates)}\n\n**Random actions and responses**\n\n"
+        f"{markdown_table(actions)}"
+    )

@@ -1,0 +1,51 @@
+"""The demo's steps as asset jobs: each step materialises asset groups of the graph.
+
+The CLI (`marketing-ml run --step ...`) and the Dagster UI (Jobs tab) run the same jobs, so a step run
+from the terminal shows up in the UI with its lineage and metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    groups: tuple[str, ...]
+    description: str
+    issue: str  # where the work that fills this step is tracked, for steps not built yet
+
+    @property
+    def job_name(self) -> str:
+        return f"step_{self.name}"
+
+
+STEPS: tuple[Step, ...] = (
+    Step("data", ("raw", "ground_truth"), "simulate clients, events, touches and outcomes", "#2"),
+    Step("features", ("features",), "build point-in-time feature snapshots with dbt", "#3"),
+    Step("models", ("training",), "train conversion, churn and next-best-action models", "#4"),
+    Step("registry", ("registry",), "promote champions in the MLflow registry", "#4"),
+    Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", "#5, #7"),
+    Step("streaming", ("streaming",), "ingest streamed events and rescore clients", "#7"),
+)
+STEP_NAMES = tuple(s.name for s in STEPS)
+
+
+def step(name: str) -> Step:
+    return next(s for s in STEPS if s.name == name)
+
+
+def step_jobs(defined_groups: set[str]) -> list[dg.UnresolvedAssetJobDefinition]:
+    """One job per step whose asset groups exist in the graph."""
+    return [
+        dg.define_asset_job(s.job_name, selection=dg.AssetSelection.groups(*s.groups), description=s.description)
+        for s in STEPS
+        if is_available(s, defined_groups)
+    ]
+
+
+def is_available(s: Step, defined_groups: set[str]) -> bool:
+    return any(g in defined_groups for g in s.groups)

@@ -1,0 +1,45 @@
+"""The CLI end to end on a small scale, as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import duckdb
+
+from marketing_ml_tests.conftest import TEST_CLIENTS, TEST_END, TEST_START
+
+
+def _cli(args: list[str], home, **env) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": TEST_START.isoformat(), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "marketing_ml.cli", *args], env=environ, capture_output=True, text=True, timeout=900
+    )
+
+
+def test_step_data_runs_through_dagster_and_is_recorded(tmp_path):
+    home = tmp_path / "cli"
+    result = _cli(["run", "--step", "data", "--clients", str(TEST_CLIENTS), "--end-date", TEST_END.isoformat()], home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "step data: ok" in result.stdout
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        assert conn.execute("select count(*) from raw.raw_clients").fetchone()[0] == TEST_CLIENTS
+        assert conn.execute("select max(event_date) from raw.raw_marketing_events").fetchone()[0] == TEST_END
+    # the run is in the data directory's Dagster instance, so the UI shows it
+    runs = list((home / "dagster_home" / "history" / "runs").glob("*.db"))
+    assert runs, "no run recorded in the local Dagster instance"
+
+
+def test_a_different_world_in_the_same_directory_is_refused_with_advice(tmp_path):
+    home = tmp_path / "pinned"
+    assert _cli(["info"], home, MARKETING_ML_CLIENTS="1000").returncode == 0
+    result = _cli(["info"], home, MARKETING_ML_CLIENTS="2000")
+    assert result.returncode == 2
+    assert "MARKETING_ML_HOME" in result.stderr and "reset" in result.stderr
+
+
+def test_help_documents_every_command():
+    result = subprocess.run([sys.executable, "-m", "marketing_ml.cli", "run", "--help"], capture_output=True, text=True)
+    for word in ("--step", "--no-streaming", "--clients", "--days", "data", "features", "models", "registry", "inference", "streaming"):
+        assert word in result.stdout
