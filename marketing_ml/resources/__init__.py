@@ -6,11 +6,12 @@ from typing import Any
 
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
+from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.simulation import SimulationResource
 from marketing_ml.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from marketing_ml.settings import Settings
 
-__all__ = ["SimulationResource", "WarehouseResource", "build_resources"]
+__all__ = ["MLflowResource", "SimulationResource", "WarehouseResource", "build_resources"]
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
@@ -24,4 +25,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "io_manager": DuckDBPandasIOManager(database=path),
         "warehouse": DuckDBWarehouse(path=path),
         "simulation": simulation,
+        "mlflow": MLflowResource(
+            tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifact_root)
+        ),
     }

@@ -1,0 +1,283 @@
+"""Point-in-time training sets, built in the warehouse (SQL), split out of time.
+
+Conversion and churn (`outcome_training_set_sql`): observation dates D every `every_days` days. A row is
+a client active at the start of D (a row of `features.client_features_daily` at as_of_date = D, so its
+features use only data strictly before D; for conversion also not converted before D), labelled 1 if the
+outcome happens in [D, D + horizon). Only dates whose label window ends inside the built history are used.
+The last `test_dates` dates are the test slice; the train and validation dates all have D + horizon <= the
+first test date, so no training label window reaches into the test period (out of time). Validation is
+the latest dates before that gap: early stopping and calibration are judged forward in time, never on
+test. Each row also carries `label_end` (the window's exclusive end) and `oracle_daily_hazard`, the
+simulator's true hazard at D: an evaluation column, never a model input.
+
+Next best action (`touch_training_set_sql`): one row per logged random campaign touch with the features as
+of the touch date, the action and the observed response; split by touch date (train, then validation,
+then test). Responses are same-day events, so a touch's label is known when the day ends and the test
+touches come after every training touch. `policy_population_sql` adds the policy evaluation rows: every
+client active on test dates (every `every_days` days) with the true response probability of every
+action (evaluation only).
+
+Large histories are sampled per slice, deterministically (ordered by a hash of client and date), up to
+`max_rows` per slice: uniform sampling keeps the base rate, so probabilities stay calibrated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from marketing_ml.simulation.vocabulary import ACTION_NAMES
+from marketing_ml.training.tasks import (
+    ACTION,
+    LABEL,
+    ORACLE,
+    ORACLE_ACTION_PREFIX,
+    ORACLE_BEST_ACTION,
+    SPLIT,
+    SPLITS,
+    OutcomeTask,
+)
+
+TRAINING_SCHEMA = "training"
+FEATURES_TABLE = "features.client_features_daily"
+LABEL_END = "label_end"
+ORACLE_HAZARD = "oracle_daily_hazard"
+# every column of a training set that is not a feature: bookkeeping, labels and ground truth
+NON_FEATURE_COLUMNS = frozenset(
+    {"client_id", "as_of_date", SPLIT, LABEL, LABEL_END, ORACLE, ORACLE_HAZARD, ACTION, "touch_id", "touch_date",
+     ORACLE_BEST_ACTION, *(ORACLE_ACTION_PREFIX + a for a in ACTION_NAMES)}
+)
+
+
+class PlanError(ValueError):
+    """The built history cannot hold the requested windows; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ObservationPlan:
+    """Observation dates per slice for conversion or churn, and how the windows were fitted."""
+
+    horizon_days: int
+    warmup_days: int
+    every_days: int
+    dates: dict[str, tuple[dt.date, ...]]
+    notes: tuple[str, ...] = ()
+
+    def rows(self) -> list[tuple[dt.date, dt.date, str]]:
+        """(observation date, label window end exclusive, slice) for every date."""
+        return [
+            (d, d + dt.timedelta(days=self.horizon_days), split) for split in SPLITS for d in self.dates[split]
+        ]
+
+    @property
+    def first_date(self) -> dt.date:
+        return min(d for ds in self.dates.values() for d in ds)
+
+    @property
+    def last_label_day(self) -> dt.date:
+        return max(self.dates["test"]) + dt.timedelta(days=self.horizon_days - 1)
+
+
+@dataclass(frozen=True)
+class TouchPlan:
+    """Touch-date ranges (inclusive) per slice for the next best action."""
+
+    ranges: dict[str, tuple[dt.date, dt.date]]
+    population_dates: tuple[dt.date, ...]
+    notes: tuple[str, ...] = field(default=())
+
+
+def _grid(history_start: dt.date, history_end: dt.date, horizon: int, warmup: int, every: int,
+          test_dates: int, validation_dates: int) -> dict[str, tuple[dt.date, ...]] | None:
+    """Dates on a grid anchored at the last date whose label window fits; None if the slices do not fit."""
+    first = history_start + dt.timedelta(days=warmup)
+    last = history_end - dt.timedelta(days=horizon - 1)
+    test = [last - dt.timedelta(days=every * i) for i in range(test_dates)]
+    if test[-1] < first:
+        return None
+    gap_steps = -(-horizon // every)  # grid steps from the first test date back to the first date whose window ends before it
+    earlier = []
+    d = test[-1] - dt.timedelta(days=every * gap_steps)
+    while d >= first:
+        earlier.append(d)
+        d -= dt.timedelta(days=every)
+    if len(earlier) < validation_dates + 1:
+        return None
+    return {
+        "train": tuple(sorted(earlier[validation_dates:])),
+        "validation": tuple(sorted(earlier[:validation_dates])),
+        "test": tuple(sorted(test)),
+    }
+
+
+def plan_observations(history_start: dt.date, history_end: dt.date, *, horizon_days: int, every_days: int,
+                      warmup_days: int, test_dates: int, validation_dates: int, fit_to_history: bool) -> ObservationPlan:
+    """Observation dates for a history [history_start, history_end] (the last day with outcomes).
+
+    With `fit_to_history`, a history too short for the requested horizon and warm-up shortens both by the
+    same factor (largest horizon that fits) and says so in `notes`, so small demo worlds still train;
+    otherwise it is an error.
+    """
+    if min(horizon_days, every_days, test_dates, validation_dates) < 1 or warmup_days < 0:
+        raise PlanError("horizon, spacing, test and validation dates must be >= 1 and the warm-up >= 0")
+    for horizon in range(horizon_days, 0, -1) if fit_to_history else (horizon_days,):
+        warmup = round(warmup_days * horizon / horizon_days)
+        dates = _grid(history_start, history_end, horizon, warmup, every_days, test_dates, validation_dates)
+        if dates is not None:
+            notes = ()
+            if horizon != horizon_days:
+                notes = (
+                    f"the history {history_start}..{history_end} is too short for a {horizon_days}-day horizon "
+                    f"after a {warmup_days}-day warm-up: shortened to {horizon} and {warmup} days",
+                )
+            return ObservationPlan(horizon, warmup, every_days, dates, notes)
+    days = (history_end - history_start).days + 1
+    raise PlanError(
+        f"{days} days of history cannot hold {test_dates} test + {validation_dates} validation + 1 training "
+        f"observation dates {every_days} days apart with a {horizon_days}-day label horizon after a "
+        f"{warmup_days}-day warm-up. Build more history (marketing-ml run --days ...) or lower horizon_days, "
+        "warmup_days, every_days or the number of dates in the run config."
+    )
+
+
+def plan_touches(history_start: dt.date, history_end: dt.date, *, warmup_days: int, validation_days: int,
+                 test_days: int, population_every_days: int, fit_to_history: bool) -> TouchPlan:
+    """Touch-date slices: [start + warm-up, ...) train, then validation, then the last `test_days` days.
+
+    Training needs at least as many days as the test slice; with `fit_to_history` a shorter history
+    scales warm-up, validation and test windows down by one factor (noted), otherwise it is an error.
+    """
+    days = (history_end - history_start).days + 1
+    needed = warmup_days + validation_days + 2 * test_days
+    notes: tuple[str, ...] = ()
+    if needed > days:
+        if not fit_to_history:
+            raise PlanError(
+                f"{days} days of history cannot hold a {warmup_days}-day warm-up, {validation_days} validation "
+                f"and {test_days} test days and at least as many training days. Build more history or lower "
+                "them in the run config."
+            )
+        scale = days / needed
+        warmup_days, validation_days, test_days = (
+            int(warmup_days * scale), max(1, int(validation_days * scale)), max(1, int(test_days * scale))
+        )
+        notes = (f"the {days}-day history is short: warm-up, validation and test windows scaled by {scale:.2f}",)
+    test_start = history_end - dt.timedelta(days=test_days - 1)
+    validation_start = test_start - dt.timedelta(days=validation_days)
+    train_start = history_start + dt.timedelta(days=warmup_days)
+    if validation_start <= train_start:
+        raise PlanError(f"{days} days of history leave no training days for the next best action")
+    population = tuple(
+        test_start + dt.timedelta(days=i) for i in range(0, test_days, max(population_every_days, 1))
+    )
+    return TouchPlan(
+        {
+            "train": (train_start, validation_start - dt.timedelta(days=1)),
+            "validation": (validation_start, test_start - dt.timedelta(days=1)),
+            "test": (test_start, history_end),
+        },
+        population,
+        notes,
+    )
+
+
+def _date(d: dt.date) -> str:
+    return f"date '{d.isoformat()}'"
+
+
+def _values(rows: list[tuple]) -> str:
+    def literal(v) -> str:
+        return _date(v) if isinstance(v, dt.date) else f"'{v}'"
+
+    return ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
+
+
+def _sample_filter(max_rows: dict[str, int]) -> str:
+    cases = " ".join(f"when '{split}' then {int(n)}" for split, n in max_rows.items())
+    return f"sample_rank <= case {SPLIT} {cases} end"
+
+
+def outcome_training_set_sql(task: OutcomeTask, plan: ObservationPlan, table: str, max_rows: dict[str, int]) -> str:
+    """`create or replace table` of a conversion or churn training set (see the module docstring)."""
+    unconverted = "and not f.is_converted" if task.unconverted_only else ""
+    return f"""
+create or replace table {table} as
+with observation({'as_of_date'}, {LABEL_END}, {SPLIT}) as (
+    select * from (values {_values(plan.rows())})
+),
+rows as (
+    select f.*, o.{SPLIT}, o.{LABEL_END},
+        row_number() over (partition by o.{SPLIT} order by hash(f.client_id, f.as_of_date)) as sample_rank
+    from {FEATURES_TABLE} f
+    join observation o on f.as_of_date = o.as_of_date
+    where true {unconverted}
+),
+sampled as (
+    select * from rows where {_sample_filter(max_rows)}
+),
+labelled as (
+    select distinct s.client_id, s.as_of_date
+    from sampled s
+    join raw.raw_outcomes oc
+      on oc.client_id = s.client_id
+     and oc.outcome_type = '{task.outcome_type}'
+     and oc.outcome_date >= s.as_of_date
+     and oc.outcome_date < s.{LABEL_END}
+)
+select s.* exclude (sample_rank),
+    l.client_id is not null as {LABEL},
+    h.{task.hazard_column} as {ORACLE_HAZARD}
+from sampled s
+left join labelled l on l.client_id = s.client_id and l.as_of_date = s.as_of_date
+left join ground_truth.true_daily_hazards h on h.client_id = s.client_id and h.as_of_date = s.as_of_date
+order by s.as_of_date, s.client_id
+"""
+
+
+def touch_training_set_sql(plan: TouchPlan, table: str, max_rows: dict[str, int]) -> str:
+    """`create or replace table` of the next-best-action training set: touches with features as of the touch date."""
+    slices = " ".join(
+        f"when t.touch_date between {_date(a)} and {_date(b)} then '{split}'" for split, (a, b) in plan.ranges.items()
+    )
+    first, last = plan.ranges["train"][0], plan.ranges["test"][1]
+    return f"""
+create or replace table {table} as
+with touches as (
+    select t.touch_id, t.client_id, t.touch_date, t.action, t.responded, t.p_response_true,
+        case {slices} end as {SPLIT}
+    from raw.raw_campaign_touches t
+    where t.touch_date between {_date(first)} and {_date(last)}
+),
+rows as (
+    select f.*, t.{SPLIT}, t.touch_id, t.action as {ACTION}, t.responded as {LABEL}, t.p_response_true as {ORACLE},
+        row_number() over (partition by t.{SPLIT} order by hash(t.touch_id)) as sample_rank
+    from touches t
+    join {FEATURES_TABLE} f on f.client_id = t.client_id and f.as_of_date = t.touch_date
+)
+select * exclude (sample_rank) from rows
+where {_sample_filter(max_rows)}
+order by as_of_date, client_id
+"""
+
+
+def policy_population_sql(plan: TouchPlan, table: str, max_rows: int) -> str:
+    """`create or replace table` of the policy evaluation rows: active clients on test dates + true probabilities."""
+    truth = ", ".join(f"tr.p_response_{a} as {ORACLE_ACTION_PREFIX}{a}" for a in ACTION_NAMES)
+    dates = ", ".join(_date(d) for d in plan.population_dates)
+    return f"""
+create or replace table {table} as
+select * exclude (sample_rank) from (
+    select f.*, {truth}, tr.oracle_best_action as {ORACLE_BEST_ACTION},
+        row_number() over (order by hash(f.client_id, f.as_of_date)) as sample_rank
+    from {FEATURES_TABLE} f
+    join ground_truth.true_client_traits tr on tr.client_id = f.client_id
+    where f.as_of_date in ({dates})
+)
+where sample_rank <= {int(max_rows)}
+order by as_of_date, client_id
+"""
+
+
+def model_input_columns(columns: list[str], feature_names: set[str]) -> list[str]:
+    """The columns of a training set a model may read: catalogued features, never labels or ground truth."""
+    return [c for c in columns if c in feature_names and c not in NON_FEATURE_COLUMNS]

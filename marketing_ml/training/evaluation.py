@@ -1,0 +1,126 @@
+"""Honest evaluation: every model's metrics beside the oracle's and a trivial baseline's, on the same rows.
+
+The oracle is the simulator's truth, used here and nowhere else: for conversion and churn the true daily
+hazard on the observation date turned into a horizon probability (`oracle_horizon_probability`), for the
+next best action the true response probability of each action. The trivial baseline predicts the training
+base rate for every row (per action for the next best action): AUC 0.5, and the log loss and Brier score
+any model must beat to have learnt something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+EPS = 1e-6
+METRICS = ("auc", "pr_auc", "log_loss", "brier", "accuracy", "calibration_error")
+# the metrics where lower is better; the others are higher-is-better
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error"})
+
+
+def oracle_horizon_probability(daily_hazard: np.ndarray | pd.Series, horizon_days: int) -> np.ndarray:
+    """P(event within `horizon_days`) if the true daily hazard on the observation date stayed constant.
+
+    1 - (1 - h)^H: the oracle knows each client's true hazard on the observation date, not the future
+    behaviour that moves it during the window, so it is a strong but not a perfect predictor.
+    """
+    h = np.clip(np.asarray(daily_hazard, dtype=np.float64), 0.0, 1.0)
+    return 1.0 - np.power(1.0 - h, horizon_days)
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed rate - mean prediction| over equal-count bins of the prediction, weighted by bin size.
+
+    Equal-count (not equal-width) bins: with 1-3% base rates, equal-width bins put almost every row in
+    the first bin and the error would only compare the overall means.
+    """
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="stable")
+    error = 0.0
+    for chunk in np.array_split(order, min(bins, len(y))):
+        error += len(chunk) * abs(y[chunk].mean() - p[chunk].mean())
+    return float(error / len(y))
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """AUC, PR-AUC, log loss, Brier, accuracy (at 0.5) and calibration error; NaN where undefined."""
+    y = np.asarray(y, dtype=np.int8)
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    both_classes = len(np.unique(y)) == 2
+    return {
+        "auc": float(roc_auc_score(y, p)) if both_classes else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if both_classes else float("nan"),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])) if len(y) else float("nan"),
+        "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
+        "accuracy": float(np.mean((p >= 0.5) == y)) if len(y) else float("nan"),
+        "calibration_error": expected_calibration_error(y, p),
+    }
+
+
+def comparison_table(y: np.ndarray, scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Metrics (rows) x scorers (columns, e.g. model / oracle / baseline) on the same rows."""
+    return pd.DataFrame({name: binary_metrics(y, p) for name, p in scores.items()}).loc[list(METRICS)]
+
+
+def decile_lift(y: np.ndarray, p: np.ndarray, groups: int = 10) -> pd.DataFrame:
+    """Observed rate per decile of the score (decile 1 = highest scores) and its lift over the base rate."""
+    y = np.asarray(y, dtype=np.float64)
+    order = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")
+    chunks = np.array_split(order, min(groups, max(len(y), 1)))
+    base = y.mean() if len(y) else float("nan")
+    rates = [y[c].mean() if len(c) else float("nan") for c in chunks]
+    return pd.DataFrame(
+        {
+            "decile": np.arange(1, len(chunks) + 1),
+            "rows": [len(c) for c in chunks],
+            "observed_rate": rates,
+            "lift": np.asarray(rates) / base if base else np.nan,
+        }
+    )
+
+
+def policy_evaluation(
+    recommended: np.ndarray, true_probabilities: np.ndarray, actions: Sequence[str], baseline_action: int
+) -> dict[str, float]:
+    """Value of a next-best-action policy under the simulator's true response probabilities.
+
+    `true_probabilities` is (clients, actions). Value = mean true response probability of the chosen
+    action. Random assignment (the logged experiment's policy) is worth the mean over actions; the oracle
+    picks each client's best action; the baseline policy sends everyone the single action with the
+    highest response rate in training. Captured lift = (model - random) / (oracle - random).
+    """
+    truth = np.asarray(true_probabilities, dtype=np.float64)
+    rows = np.arange(len(truth))
+    best = truth.argmax(axis=1)
+    value_model = truth[rows, recommended].mean()
+    value_random = truth.mean()
+    value_oracle = truth[rows, best].mean()
+    value_baseline = truth[:, baseline_action].mean()
+    span = value_oracle - value_random
+    return {
+        "policy_accuracy": float(np.mean(recommended == best)),
+        "policy_value": float(value_model),
+        "policy_value_random": float(value_random),
+        "policy_value_baseline": float(value_baseline),
+        "policy_value_oracle": float(value_oracle),
+        "captured_lift": float((value_model - value_random) / span) if span > 0 else float("nan"),
+        "baseline_captured_lift": float((value_baseline - value_random) / span) if span > 0 else float("nan"),
+        "baseline_policy_accuracy": float(np.mean(best == baseline_action)),
+    }
+
+
+def recommendation_mix(recommended: np.ndarray, true_best: np.ndarray, actions: Sequence[str]) -> pd.DataFrame:
+    """Share of clients per action: recommended by the model vs best according to the oracle."""
+    n = max(len(recommended), 1)
+    return pd.DataFrame(
+        {
+            "action": list(actions),
+            "model_share": np.bincount(recommended, minlength=len(actions)) / n,
+            "oracle_share": np.bincount(true_best, minlength=len(actions)) / n,
+        }
+    )

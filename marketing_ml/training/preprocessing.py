@@ -1,0 +1,102 @@
+"""Feature rows to model matrices: one encoder for every family, fast enough for one-row API requests.
+
+sklearn's `ColumnTransformer(OneHotEncoder, ...)` costs about 3 ms per call on a one-row DataFrame (pandas
+validation and per-transformer overhead); the real-time API has a 5 ms budget for three models. The
+`FrameEncoder` below does the same job (one-hot categoricals with a fixed vocabulary, numeric columns as
+floats, missing values imputed, optional log scaling) in plain numpy in ~0.2 ms, and is an sklearn
+transformer, so each family is still an ordinary sklearn `Pipeline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The model-input columns of a task: numeric (incl. booleans) and categorical (strings)."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    def require(self, frame: pd.DataFrame) -> None:
+        """Fail with the missing column names rather than a bare KeyError deep inside a model."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise KeyError(f"input is missing {len(missing)} feature column(s): {', '.join(missing)}")
+
+
+class FrameEncoder(TransformerMixin, BaseEstimator):
+    """DataFrame -> float32 matrix: numeric columns (optionally log1p-scaled), then one-hot categoricals.
+
+    `log_scale=True` applies log1p to numeric columns that are non-negative and not bounded by 1 in the
+    training data (counts, days, dollar amounts): linear models and MLPs then see relative differences,
+    and a count's effect saturates as it does in most behavioural responses. Shares and rates in [0, 1]
+    and signed columns are left alone. Trees do not need it (they are invariant to monotone transforms).
+    Categories unseen in training encode as all zeros; missing numerics take the training median.
+    """
+
+    def __init__(self, numeric: Sequence[str] = (), categorical: Sequence[str] = (), log_scale: bool = False):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.log_scale = log_scale
+
+    def fit(self, X: pd.DataFrame, y=None) -> FrameEncoder:
+        FeatureSpec(tuple(self.numeric), tuple(self.categorical)).require(X)
+        values = self._numeric_values(X)
+        with np.errstate(all="ignore"):
+            medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
+            low, high = np.nanmin(values, axis=0, initial=np.inf), np.nanmax(values, axis=0, initial=-np.inf)
+        self.medians_ = np.nan_to_num(medians)
+        self.log_columns_ = np.asarray(self.log_scale & (low >= 0) & (high > 1), dtype=bool)
+        self.categories_ = [np.asarray(sorted(X[c].dropna().astype(str).unique()), dtype=object) for c in self.categorical]
+        self.feature_names_out_ = np.asarray(
+            list(self.numeric)
+            + [f"{c}={v}" for c, cats in zip(self.categorical, self.categories_) for v in cats],
+            dtype=object,
+        )
+        # which input feature each output column comes from: importances are reported in plain feature names
+        self.source_features_ = np.asarray(
+            list(self.numeric) + [c for c, cats in zip(self.categorical, self.categories_) for _ in cats], dtype=object
+        )
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "medians_")
+        FeatureSpec(tuple(self.numeric), tuple(self.categorical)).require(X)
+        values = self._numeric_values(X)
+        values = np.where(np.isnan(values), self.medians_, values)
+        if self.log_columns_.any():
+            values[:, self.log_columns_] = np.log1p(np.maximum(values[:, self.log_columns_], 0.0))
+        parts = [values]
+        for column, categories in zip(self.categorical, self.categories_):
+            codes = pd.Categorical(X[column].astype(str), categories=categories).codes
+            parts.append(codes[:, None] == np.arange(len(categories))[None, :])
+        return np.hstack(parts).astype(np.float32, copy=False)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_
+
+    def _numeric_values(self, X: pd.DataFrame) -> np.ndarray:
+        if not self.numeric:
+            return np.empty((len(X), 0))
+        return X[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def importance_by_feature(encoder: FrameEncoder, column_importance: np.ndarray) -> pd.Series:
+    """Importance per input feature (one-hot columns summed back), normalised to sum to 1, largest first."""
+    series = pd.Series(np.abs(np.asarray(column_importance, dtype=float)), index=encoder.source_features_)
+    grouped = series.groupby(level=0, sort=False).sum()
+    total = grouped.sum()
+    return (grouped / total if total > 0 else grouped).sort_values(ascending=False)
