@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,22 +12,29 @@ import mlflow
 from mlflow import MlflowClient
 from pydantic import Field
 
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
+
 
 @contextmanager
 def tracking(tracking_uri: str) -> Iterator[MlflowClient]:
     """Point MLflow's process-wide tracking and registry URIs at `tracking_uri` for the block.
 
     MLflow's fluent API (`log_model`, `pyfunc.load_model("models:/...")`) reads process-wide URIs; tests
-    and the Dagster process may use several data directories, so the previous URIs come back after.
+    and the Dagster process may use several data directories, so the previous setting comes back after.
+    MLflow mirrors an explicitly set URI in the environment variables (for subprocesses), so those are
+    what is saved and restored: a process that had set nothing is left with nothing set.
     """
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    previous = {name: os.environ.get(name) for name in (TRACKING_ENV, REGISTRY_ENV)}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     try:
         yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        mlflow.set_tracking_uri(previous[TRACKING_ENV])
+        mlflow.set_registry_uri(previous[REGISTRY_ENV])
+        if previous[REGISTRY_ENV] is None:
+            os.environ.pop(REGISTRY_ENV, None)
 
 
 class MLflowResource(dg.ConfigurableResource):

@@ -253,19 +253,19 @@ def promote(
             except KeyError as error:  # the current champion needs feature columns that no longer exist
                 notes.append(f"the current champion v{current.version} cannot score today's rows ({error}); not compared")
         checks = evaluate_gate(task, scored[best.family], champion_metrics, thresholds)
-        champion_version = current.version if current else None
+        champion_version = str(current.version) if current else None
         challenger = alias_version(client, task, CHALLENGER)
-        challenger_version = challenger.version if challenger else None
+        challenger_version = str(challenger.version) if challenger else None
         if all(c.passed for c in checks):
             version = register(client, task, best.model_uri, best.run_id, {**tags, "family": best.family})
             client.set_registered_model_alias(task, CHAMPION, version.version)
-            champion_version = version.version
+            champion_version = str(version.version)
             decision = (f"{best.family} is @{CHAMPION} (v{version.version}"
                         + (", unchanged)" if current and current.version == version.version else ")"))
             if runner_up is not None:
                 second = register(client, task, runner_up.model_uri, runner_up.run_id, {**tags, "family": runner_up.family})
                 client.set_registered_model_alias(task, CHALLENGER, second.version)
-                challenger_version = second.version
+                challenger_version = str(second.version)
         else:
             failed = ", ".join(c.name for c in checks if not c.passed)
             decision = (f"refused {best.family} ({failed}); @{CHAMPION} stays "
@@ -277,4 +277,4 @@ def promote(
     columns = [primary, "auc", "oracle_auc", "auc_ratio_to_oracle", "calibration_error", "log_loss"]
     ranking = pd.DataFrame(rows).T.reindex(columns=list(dict.fromkeys(columns)))
     return Promotion(task, decision, checks, ranking, champion_version, challenger_version,
-                     current.version if current else None, best.family, notes)
+                     str(current.version) if current else None, best.family, notes)

@@ -1,0 +1,140 @@
+"""MLflow logging, the registry's aliases and the champion gate, on a real local MLflow store.
+
+Frames here are synthetic (a known logistic truth) so these tests need no warehouse; the same code runs
+on the simulated world through Dagster in test_training_pipeline.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.training.families import FAMILIES
+from marketing_ml.training.predictor import load_champion
+from marketing_ml.training.preprocessing import FeatureSpec
+from marketing_ml.training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    Candidate,
+    GateThresholds,
+    alias_version,
+    log_trained_model,
+    promote,
+)
+from marketing_ml.training.tasks import OUTCOME_TASKS, TrainingFrames, gate_metrics, train_outcome_model
+
+SPEC = FeatureSpec(("visits", "clicks", "share", "flag"), ("tier",))
+
+
+def _synthetic(n: int, split: str, rng: np.random.Generator) -> pd.DataFrame:
+    frame = pd.DataFrame({"client_id": np.arange(n), "visits": rng.poisson(3, n), "clicks": rng.poisson(1, n),
+                          "share": rng.random(n), "flag": rng.random(n) < 0.3,
+                          "tier": rng.choice(["basic", "plus", "premier"], n)})
+    logit = -3.5 + 0.9 * np.log1p(frame["visits"]) + 0.8 * frame["clicks"] - frame["share"] + 0.8 * (frame["tier"] == "premier")
+    frame["oracle_probability"] = 1 / (1 + np.exp(-logit))
+    frame["label"] = rng.random(n) < frame["oracle_probability"]
+    frame["split"] = split
+    return frame
+
+
+@pytest.fixture(scope="module")
+def frames() -> TrainingFrames:
+    rng = np.random.default_rng(3)
+    table = pd.concat([_synthetic(12_000, "train", rng), _synthetic(4_000, "validation", rng), _synthetic(6_000, "test", rng)])
+    return TrainingFrames.from_table(table, SPEC)
+
+
+@pytest.fixture
+def store(tmp_path) -> MLflowResource:
+    return MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=str(tmp_path / "mlartifacts"))
+
+
+def _log(store: MLflowResource, frames: TrainingFrames, family: str, frames_to_fit: TrainingFrames | None = None):
+    trained = train_outcome_model(OUTCOME_TASKS["conversion"], FAMILIES[family], frames_to_fit or frames, 30)
+    logged = log_trained_model(store, trained, library=FAMILIES[family].library, params=FAMILIES[family].params,
+                               tags={"dagster.run_id": "test-run", "data.partition_range": "2025-01-01..2025-03-01"},
+                               input_example=frames.test)
+    return trained, Candidate(family, logged.model_uri, logged.run_id)
+
+
+def _promote(store, frames, candidates, **thresholds):
+    return promote(store, "conversion", candidates, lambda p: gate_metrics(p, "conversion", frames.test),
+                   GateThresholds(**thresholds), tags={"dagster.run_id": "test-run"})
+
+
+def test_registry_round_trip_with_aliases_and_a_pyfunc_from_a_plain_shell(store, frames):
+    logreg, logreg_candidate = _log(store, frames, "logreg")
+    xgb, xgb_candidate = _log(store, frames, "xgboost")
+    promotion = _promote(store, frames, [logreg_candidate, xgb_candidate])
+    assert promotion.promoted, promotion.checks
+    best, runner_up = sorted([("logreg", logreg), ("xgboost", xgb)], key=lambda t: -t[1].metrics["auc"])
+    with store.client() as client:
+        champion, challenger = alias_version(client, "conversion", CHAMPION), alias_version(client, "conversion", CHALLENGER)
+        assert (champion.tags["family"], challenger.tags["family"]) == (best[0], runner_up[0])
+        run = client.get_run(champion.run_id)
+    # lineage on the run
+    assert run.data.tags["dagster.run_id"] == "test-run" and run.data.tags["data.partition_range"]
+    assert run.data.tags["code_version"] and run.data.metrics["oracle_auc"] > 0.5
+
+    # the fast path returns the predictor as trained
+    loaded = load_champion("conversion", store.tracking_uri)
+    assert loaded.version == str(champion.version)
+    expected = best[1].predictor.predict_frame(frames.test)
+    pd.testing.assert_frame_equal(loaded.predictor.predict_frame(frames.test), expected)
+
+    # mlflow.pyfunc from a plain Python process, told only where the store is
+    rows = frames.test.head(20)
+    script = (
+        "import sys, pandas as pd, mlflow\n"
+        "model = mlflow.pyfunc.load_model('models:/conversion@champion')\n"
+        "print(model.metadata.get_input_schema().input_names())\n"
+        "print(model.predict(pd.read_json(sys.stdin, orient='records'))['probability'].round(10).tolist())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], input=rows.to_json(orient="records"), capture_output=True, text=True,
+        timeout=300, env={**os.environ, "MLFLOW_TRACKING_URI": store.tracking_uri},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    names, probabilities = [json.loads(line.replace("'", '"')) for line in result.stdout.strip().splitlines()[-2:]]
+    assert names == list(SPEC.columns), "the model's inputs are the features only"
+    assert probabilities == pytest.approx(expected["probability"].head(20).round(10).tolist(), abs=1e-9)
+
+    # promoting the same candidates again keeps the versions (idempotent)
+    again = _promote(store, frames, [logreg_candidate, xgb_candidate])
+    assert (again.champion_version, again.challenger_version) == (str(champion.version), str(challenger.version))
+
+
+def test_gate_refuses_a_deliberately_bad_model_and_moves_no_alias(store, frames):
+    _, good = _log(store, frames, "logreg")
+    assert _promote(store, frames, [good]).promoted
+    with store.client() as client:
+        before = alias_version(client, "conversion", CHAMPION).version
+
+    rng = np.random.default_rng(0)
+    shuffled = TrainingFrames(
+        frames.spec,
+        frames.train.assign(label=rng.permutation(frames.train["label"].to_numpy())),
+        frames.validation,
+        frames.test,
+    )
+    _, bad = _log(store, frames, "logreg", frames_to_fit=shuffled)
+    refusal = _promote(store, frames, [bad])
+    assert not refusal.promoted
+    failed = {c.name for c in refusal.checks if not c.passed}
+    assert {"auc_vs_oracle", "not_worse_than_champion"} <= failed
+    assert "refused" in refusal.decision
+    with store.client() as client:
+        assert alias_version(client, "conversion", CHAMPION).version == before
+        assert alias_version(client, "conversion", CHALLENGER) is None
+        assert len(MlflowClient(store.tracking_uri).search_model_versions("name = 'conversion'")) == 1
+
+    # a calibration bound no model can meet refuses even a good candidate
+    assert not _promote(store, frames, [good], max_calibration_error=0.0).promoted
