@@ -17,7 +17,9 @@ from marketing_ml.steps import step_jobs
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
-    assets = [raw_clients, true_client_traits, build_simulated_daily_activity(partitions)]
+    assets = with_storage_kind(
+        [raw_clients, true_client_traits, build_simulated_daily_activity(partitions)], settings.warehouse
+    )
     groups = {spec.group_name for a in assets for spec in a.specs}
     return dg.Definitions(
         assets=assets,
@@ -27,6 +29,19 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         # over the file lock from several.
         executor=dg.in_process_executor,
     )
+
+
+def with_storage_kind(assets: list[dg.AssetsDefinition], warehouse: str) -> list[dg.AssetsDefinition]:
+    """Assets declare the embedded `duckdb` kind; on another warehouse the UI shows that one instead."""
+    if warehouse == "duckdb":
+        return assets
+
+    def swap(spec: dg.AssetSpec) -> dg.AssetSpec:
+        if "duckdb" not in spec.kinds:
+            return spec
+        return spec.replace_attributes(kinds=(set(spec.kinds) - {"duckdb"}) | {warehouse})
+
+    return list(dg.map_asset_specs(swap, assets))
 
 
 @dg.definitions

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from dagster_duckdb_pandas import DuckDBPandasIOManager
@@ -13,15 +15,21 @@ from marketing_ml.settings import Settings
 __all__ = ["SimulationResource", "WarehouseResource", "build_resources"]
 
 
-def build_resources(settings: Settings) -> dict[str, Any]:
-    """The resources every asset uses, for the backend the settings select."""
+def build_resources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources every asset uses, for the backend the settings select.
+
+    DuckDB (the default) needs nothing; Snowflake takes its credentials from the environment (`env`,
+    default `os.environ`) and fails fast, naming any missing variable.
+    """
     sim = settings.simulation
-    simulation = SimulationResource(
-        seed=sim.seed, n_clients=sim.n_clients, start_date=sim.start_date.isoformat()
-    )
-    path = str(settings.duckdb_path)
-    return {
-        "io_manager": DuckDBPandasIOManager(database=path),
-        "warehouse": DuckDBWarehouse(path=path),
-        "simulation": simulation,
+    resources: dict[str, Any] = {
+        "simulation": SimulationResource(seed=sim.seed, n_clients=sim.n_clients, start_date=sim.start_date.isoformat()),
     }
+    if settings.warehouse == "snowflake":
+        from marketing_ml.resources.snowflake import snowflake_resources
+
+        resources.update(snowflake_resources(os.environ if env is None else env))
+    else:
+        path = str(settings.duckdb_path)
+        resources.update({"io_manager": DuckDBPandasIOManager(database=path), "warehouse": DuckDBWarehouse(path=path)})
+    return resources
