@@ -26,8 +26,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=step_jobs(groups),
         resources=build_resources(settings),
         # DuckDB has a single writer: steps of a run take turns in one process instead of fighting
-        # over the file lock from several.
-        executor=dg.in_process_executor,
+        # over the file lock from several. Snowflake takes concurrent writers.
+        executor=dg.in_process_executor if settings.warehouse == "duckdb" else dg.multiprocess_executor,
     )
 
 
