@@ -13,17 +13,20 @@ from marketing_ml.resources import build_resources
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.assets import build_simulated_daily_activity, raw_clients, true_client_traits
 from marketing_ml.steps import step_jobs
+from marketing_ml.streaming.assets import build_landing_zone_sensor, build_streaming_ingestion
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
+    ingestion = build_streaming_ingestion(settings.landing_dir)
     assets = with_storage_kind(
-        [raw_clients, true_client_traits, build_simulated_daily_activity(partitions)], settings.warehouse
+        [raw_clients, true_client_traits, build_simulated_daily_activity(partitions), ingestion], settings.warehouse
     )
     groups = {spec.group_name for a in assets for spec in a.specs}
     return dg.Definitions(
         assets=assets,
         jobs=step_jobs(groups),
+        sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion)],
         resources=build_resources(settings),
         # DuckDB has a single writer: steps of a run take turns in one process instead of fighting
         # over the file lock from several. Snowflake takes concurrent writers.

@@ -77,6 +77,20 @@ class SnowflakeWarehouse(WarehouseResource):
         with self.snowflake.get_connection() as conn:
             conn.cursor().execute(sql, params or None)
 
+    def append(self, frames: dict[str, pd.DataFrame]) -> None:
+        # write_pandas loads through a stage, one table at a time: not one transaction, so the
+        # streaming bookkeeping (written last) is what makes a retried batch skip what already landed
+        from snowflake.connector.pandas_tools import write_pandas
+
+        with self.snowflake.get_connection() as conn:
+            for name, frame in frames.items():
+                schema, table = name.upper().split(".")
+                conn.cursor().execute(f"create schema if not exists {schema}")
+                write_pandas(
+                    conn, frame.rename(columns=str.upper), table, schema=schema,
+                    auto_create_table=True, quote_identifiers=False, use_logical_type=True,
+                )
+
     def table_exists(self, schema: str, table: str) -> bool:
         found = self.query(
             "select count(*) as n from information_schema.tables where table_schema = ? and table_name = ?",
