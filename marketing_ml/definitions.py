@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from marketing_ml.automation import daily_job, daily_schedule
 from marketing_ml.partitions import daily_partitions
 from marketing_ml.resources import build_resources
 from marketing_ml.settings import Settings, load_settings
@@ -23,9 +24,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         [raw_clients, true_client_traits, build_simulated_daily_activity(partitions), ingestion], settings.warehouse
     )
     groups = {spec.group_name for a in assets for spec in a.specs}
+    daily = daily_job(assets, partitions)
     return dg.Definitions(
         assets=assets,
-        jobs=step_jobs(groups),
+        jobs=[*step_jobs(groups), daily],
+        schedules=[daily_schedule(daily)],
         sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion)],
         resources=build_resources(settings),
         # DuckDB has a single writer: steps of a run take turns in one process instead of fighting
