@@ -21,10 +21,7 @@ def build_resources(settings: Settings, env: Mapping[str, str] | None = None) ->
     DuckDB (the default) needs nothing; Snowflake takes its credentials from the environment (`env`,
     default `os.environ`) and fails fast, naming any missing variable.
     """
-    sim = settings.simulation
-    resources: dict[str, Any] = {
-        "simulation": SimulationResource(seed=sim.seed, n_clients=sim.n_clients, start_date=sim.start_date.isoformat()),
-    }
+    resources: dict[str, Any] = {"simulation": SimulationResource.from_config(settings.simulation)}
     if settings.warehouse == "snowflake":
         from marketing_ml.resources.snowflake import snowflake_resources
 
