@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from dagster_duckdb_pandas import DuckDBPandasIOManager
@@ -14,18 +16,21 @@ from marketing_ml.settings import Settings
 __all__ = ["MLflowResource", "SimulationResource", "WarehouseResource", "build_resources"]
 
 
-def build_resources(settings: Settings) -> dict[str, Any]:
-    """The resources every asset uses, for the backend the settings select."""
-    sim = settings.simulation
-    simulation = SimulationResource(
-        seed=sim.seed, n_clients=sim.n_clients, start_date=sim.start_date.isoformat()
-    )
-    path = str(settings.duckdb_path)
-    return {
-        "io_manager": DuckDBPandasIOManager(database=path),
-        "warehouse": DuckDBWarehouse(path=path),
-        "simulation": simulation,
-        "mlflow": MLflowResource(
-            tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifact_root)
-        ),
+def build_resources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources every asset uses, for the backend the settings select.
+
+    DuckDB (the default) needs nothing; Snowflake takes its credentials from the environment (`env`,
+    default `os.environ`) and fails fast, naming any missing variable.
+    """
+    resources: dict[str, Any] = {
+        "simulation": SimulationResource.from_config(settings.simulation),
+        "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifact_root)),
     }
+    if settings.warehouse == "snowflake":
+        from marketing_ml.resources.snowflake import snowflake_resources
+
+        resources.update(snowflake_resources(os.environ if env is None else env))
+    else:
+        path = str(settings.duckdb_path)
+        resources.update({"io_manager": DuckDBPandasIOManager(database=path), "warehouse": DuckDBWarehouse(path=path)})
+    return resources
