@@ -1,0 +1,60 @@
+"""Batch scoring: a day's feature rows in, one vectorised predict call per model per chunk out.
+
+The champions are loaded once per run (`load_champion`), so every row of a run is scored by the same
+model versions, and each output row records them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from marketing_ml.scoring.explanations import attribute, top_reasons
+from marketing_ml.training.predictor import LoadedModel
+
+TASKS = ("conversion", "churn", "nba")
+OUTCOME_TASKS = ("conversion", "churn")
+CHUNK_ROWS = 100_000  # bounded memory on any population; one predict call per model per chunk
+
+
+def chunks(frame: pd.DataFrame, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), rows):
+        yield frame.iloc[start : start + rows]
+
+
+def score_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]) -> pd.DataFrame:
+    """Predictions for every row of `features` (client_id, as_of_date, is_converted + feature columns).
+
+    Converted clients keep their churn score but get no conversion probability (NaN): they cannot
+    convert again, and a zero would read as a prediction.
+    """
+    parts = []
+    for chunk in chunks(features):
+        out = chunk[["client_id", "as_of_date"]].reset_index(drop=True)
+        for task in OUTCOME_TASKS:
+            out[f"p_{task}"] = champions[task].predictor.predict_proba(chunk)
+        out.loc[chunk["is_converted"].to_numpy(dtype=bool), "p_conversion"] = np.nan
+        nba = champions["nba"].predictor.predict_frame(chunk).reset_index(drop=True)
+        out = pd.concat([out, nba], axis=1)
+        parts.append(out)
+    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    for task in TASKS:
+        predictions[f"{task}_model_version"] = champions[task].version if len(predictions) else pd.Series(dtype=str)
+    return predictions
+
+
+def explain_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel], k: int = 3) -> pd.DataFrame:
+    """Top `k` reasons per client for the conversion and churn scores, in feature names."""
+    parts = []
+    for chunk in chunks(features):
+        out = chunk[["client_id", "as_of_date"]].reset_index(drop=True)
+        for task in OUTCOME_TASKS:
+            predictor = champions[task].predictor
+            attribution = attribute(predictor.model, chunk)
+            reasons = top_reasons(attribution, k).add_prefix(f"{task}_")
+            out = pd.concat([out, reasons], axis=1)
+            out[f"{task}_explanation_method"] = attribution.method
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
