@@ -1,0 +1,54 @@
+"""Realised model performance: predictions made N days ago against the outcomes that have since matured.
+
+For a monitoring day D and a task with horizon H, the predictions of day D - H are complete: every
+outcome in their window [D - H, D) is known by the start of D. Their AUC, calibration and lift are the
+model's real performance, not a proxy; the oracle's AUC on the same rows says how much was achievable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marketing_ml.training.evaluation import binary_metrics, decile_lift
+
+
+def realized_metrics(p_model: np.ndarray, p_oracle: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Metrics of matured predictions, with the oracle's AUC on the same rows."""
+    y = np.asarray(y, dtype=np.int8)
+    model = binary_metrics(y, p_model)
+    lift = decile_lift(y, p_model)
+    return {
+        "rows": float(len(y)),
+        "positives": float(y.sum()),
+        "observed_rate": float(y.mean()) if len(y) else float("nan"),
+        "mean_prediction": float(np.mean(p_model)) if len(y) else float("nan"),
+        "auc": model["auc"],
+        "calibration_error": model["calibration_error"],
+        "brier": model["brier"],
+        "top_decile_lift": float(lift["lift"].iloc[0]) if len(lift) else float("nan"),
+        "oracle_auc": binary_metrics(y, p_oracle)["auc"],
+    }
+
+
+def matured_rows_sql(task: str, outcome_type: str, horizon_days: int, hazard_column: str) -> str:
+    """Predictions of day `? - horizon` with their realised label and the oracle probability.
+
+    Parameters: the monitoring day D (twice). The label window is [prediction day, D)."""
+    p_column = f"p_{task}"
+    return f"""
+        with preds as (
+            select client_id, as_of_date, {p_column} as p_model
+            from scoring.daily_predictions
+            where as_of_date = cast(? as date) - {int(horizon_days)} and {p_column} is not null
+        )
+        select preds.client_id, preds.as_of_date, preds.p_model,
+               h.{hazard_column} as oracle_daily_hazard,
+               case when exists (
+                   select 1 from raw.raw_outcomes o
+                   where o.client_id = preds.client_id and o.outcome_type = '{outcome_type}'
+                     and o.outcome_date >= preds.as_of_date and o.outcome_date < cast(? as date)
+               ) then 1 else 0 end as label
+        from preds
+        left join ground_truth.true_daily_hazards h
+          on h.client_id = preds.client_id and h.as_of_date = preds.as_of_date
+    """
