@@ -2,6 +2,7 @@
 
     marketing-ml run                      every step except streaming, history up to yesterday
     marketing-ml run --step data          one step (repeat --step for several)
+    marketing-ml serve                    the real-time scoring API on 127.0.0.1:8000
     marketing-ml ui                       the Dagster UI on this data directory
     marketing-ml info                     where data lives and which world is simulated
     marketing-ml reset --yes              delete the data directory
@@ -81,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     stream_cmd.add_argument("--malformed-rate", type=float, default=0.01, help="share of records to corrupt (default 0.01)")
     stream_cmd.add_argument("--day", type=dt.date.fromisoformat, help="simulated day to stream (default: today)")
     stream_cmd.set_defaults(handler=_stream)
+
+    serve = sub.add_parser("serve", help="start the real-time scoring API (keys from MARKETING_ML_API_KEYS)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model-poll-seconds", type=float, default=10.0, help="how often to check the @champion aliases")
+    serve.add_argument("--feature-poll-seconds", type=float, default=2.0, help="how often to check the online features")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
 
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this data directory")
     ui.add_argument("--port", type=int, default=3000)
@@ -180,6 +189,14 @@ def _stream_burst(settings: Settings, day: dt.date) -> None:
 
     stats = stream(settings.simulation, settings.landing_dir, rate=100, duration=10, malformed_rate=0.01, first_day=day)
     print(f"  streamed {stats.events} records of {day} in {stats.files} files ({stats.malformed} malformed)", flush=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from marketing_ml.serving.server import serve
+
+    serve(load_settings(), args.host, args.port, args.log_level,
+          model_poll_seconds=args.model_poll_seconds, feature_poll_seconds=args.feature_poll_seconds)
+    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:

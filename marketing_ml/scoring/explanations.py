@@ -49,10 +49,13 @@ class Attribution:
 
 def attribute(model: BinaryModel, frame: pd.DataFrame) -> Attribution:
     """Feature attributions of `model` for each row of `frame`."""
-    steps = model.pipeline.steps
-    classifier = steps[-1][1]
-    encoder = steps[0][1]
-    X = model.pipeline[:-1].transform(frame) if len(steps) > 1 else frame
+    return attribute_encoded(model, model.encode(frame))
+
+
+def attribute_encoded(model: BinaryModel, X: np.ndarray) -> Attribution:
+    """`attribute` for rows already passed through `model.encode` (the real-time API keeps rows encoded)."""
+    classifier = model.pipeline.steps[-1][1]
+    encoder = model.pipeline.steps[0][1]
     X = np.asarray(X, dtype=np.float32)
     if isinstance(classifier, xgb.XGBClassifier):
         columns, base, kind, method = _tree_shap(classifier, X)
@@ -74,7 +77,7 @@ def attribute(model: BinaryModel, frame: pd.DataFrame) -> Attribution:
 def raw_margin(model: BinaryModel, frame: pd.DataFrame) -> np.ndarray:
     """The family's own raw score, which an attribution adds up to (for checks and tests)."""
     classifier = model.pipeline.steps[-1][1]
-    X = np.asarray(model.pipeline[:-1].transform(frame), dtype=np.float32)
+    X = np.asarray(model.encode(frame), dtype=np.float32)
     if isinstance(classifier, RandomForestClassifier):
         return classifier.predict_proba(X)[:, 1]
     if isinstance(classifier, xgb.XGBClassifier):
@@ -86,8 +89,7 @@ def top_reasons(attribution: Attribution, k: int = 3) -> pd.DataFrame:
     """The `k` features that raised each row's score most: columns reason_1..k and their contributions.
 
     Only positive contributions count as reasons; a row with fewer gets empty strings."""
-    order = np.argsort(-attribution.contributions, axis=1, kind="stable")[:, :k]
-    values = np.take_along_axis(attribution.contributions, order, axis=1)
+    order, values = largest_contributions(attribution, k)
     names = np.asarray(attribution.features, dtype=object)[order]
     names = np.where(values > 0, names, "")
     out = {}
@@ -95,6 +97,12 @@ def top_reasons(attribution: Attribution, k: int = 3) -> pd.DataFrame:
         out[f"reason_{i + 1}"] = names[:, i]
         out[f"reason_{i + 1}_contribution"] = np.where(values[:, i] > 0, values[:, i], 0.0)
     return pd.DataFrame(out)
+
+
+def largest_contributions(attribution: Attribution, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the indices (into `features`) and values of the `k` largest contributions, largest first."""
+    order = np.argsort(-attribution.contributions, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(attribution.contributions, order, axis=1)
 
 
 def _by_source_feature(sources: np.ndarray, columns: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:

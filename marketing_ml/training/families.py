@@ -85,7 +85,16 @@ class BinaryModel:
     fit_info: dict[str, Any]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = self.pipeline.predict_proba(X)[:, 1].astype(np.float64)
+        return self.predict_proba_encoded(self.encode(X))
+
+    def encode(self, X: pd.DataFrame) -> np.ndarray:
+        """The classifier's input matrix: every pipeline step but the last. The real-time API encodes its
+        stored feature rows once, so a request runs only the classifier."""
+        return self.pipeline[:-1].transform(X)
+
+    def predict_proba_encoded(self, X_encoded: np.ndarray) -> np.ndarray:
+        """`predict_proba` for rows already passed through `encode` (same numbers)."""
+        p = self.pipeline[-1].predict_proba(X_encoded)[:, 1].astype(np.float64)
         return self.calibration.apply(p) if self.calibration else p
 
 

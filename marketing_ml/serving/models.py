@@ -1,0 +1,155 @@
+"""The champions the API serves, and how a request is scored from encoded feature rows.
+
+Every model of a task is a `BinaryModel` (conversion and churn: one; next best action: one response model
+per action). A model's pipeline is split where its encoding ends (`BinaryModel.encode` /
+`predict_proba_encoded`): stored feature rows are encoded once, when they load, so a request runs only
+the classifiers, on one row of a matrix already in memory, plus the exact attribution of the conversion
+and churn scores (`marketing_ml.scoring.explanations`). Scores are identical to the predictor's own
+`predict_frame` (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.ensemble import RandomForestClassifier
+
+from marketing_ml.scoring.explanations import attribute_encoded, largest_contributions
+from marketing_ml.training.families import BinaryModel
+from marketing_ml.training.predictor import ActionPredictor, LoadedModel, OutcomePredictor, load_champion
+from marketing_ml.training.tasks import NBA, OUTCOME_TASKS
+
+SERVED_TASKS = (*OUTCOME_TASKS, NBA)  # conversion, churn, nba
+REASONS = 3
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    contribution: float
+
+
+@dataclass(frozen=True)
+class OutcomeScores:
+    """Conversion or churn for a block of rows."""
+
+    probability: np.ndarray
+    reasons: list[list[Reason]]  # per row: up to REASONS features that raised the score most
+    contribution_unit: str  # what contributions are measured in: "log-odds" or "probability"
+
+
+@dataclass(frozen=True)
+class ActionScores:
+    scores: np.ndarray  # (rows, actions)
+    recommended: np.ndarray  # index into actions, per row
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    outcomes: dict[str, OutcomeScores]  # conversion, churn
+    actions: ActionScores
+
+
+def tune_for_single_rows(model: BinaryModel) -> None:
+    """One thread per prediction: a request scores one row, where spinning up a thread team costs more than
+    it saves (the service gets its parallelism from concurrent requests instead)."""
+    classifier = model.pipeline[-1]
+    if isinstance(classifier, xgb.XGBClassifier):
+        classifier.set_params(n_jobs=1)
+        classifier.get_booster().set_param({"nthread": 1})
+    elif isinstance(classifier, RandomForestClassifier):
+        classifier.set_params(n_jobs=1)
+
+
+@dataclass(frozen=True)
+class ChampionSet:
+    """The loaded champion of each served task; immutable, swapped whole when an alias moves."""
+
+    loaded: Mapping[str, LoadedModel]
+
+    @classmethod
+    def load(cls, tracking_uri: str, alias: str = "champion", reuse: ChampionSet | None = None,
+             versions: Mapping[str, str] | None = None) -> ChampionSet:
+        """Load each task's version holding `alias`; tasks whose version in `reuse` is still the one in
+        `versions` keep their loaded model (loading a model takes seconds; polling an alias milliseconds)."""
+        loaded = {}
+        for task in SERVED_TASKS:
+            kept = reuse.loaded.get(task) if reuse else None
+            if kept is not None and versions is not None and versions.get(task) == kept.version:
+                loaded[task] = kept
+                continue
+            loaded[task] = load_champion(task, tracking_uri, alias)
+            for model in _binary_models(loaded[task]).values():
+                tune_for_single_rows(model)
+        return cls(loaded)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {task: m.version for task, m in self.loaded.items()}
+
+    @property
+    def conversion(self) -> OutcomePredictor:
+        return self.loaded["conversion"].predictor
+
+    @property
+    def nba(self) -> ActionPredictor:
+        return self.loaded[NBA].predictor
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return self.nba.actions
+
+    @property
+    def models(self) -> dict[str, BinaryModel]:
+        """Every binary model, by a key that names it: `conversion`, `churn`, `nba/<action>`."""
+        out: dict[str, BinaryModel] = {}
+        for task in SERVED_TASKS:
+            out.update(_binary_models(self.loaded[task]))
+        return out
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """Every feature column any served model reads, in a stable order."""
+        columns: dict[str, None] = {}
+        for task in SERVED_TASKS:
+            columns.update(dict.fromkeys(self.loaded[task].predictor.feature_columns))
+        return tuple(columns)
+
+    def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Feature rows -> each model's input matrix."""
+        return {key: np.ascontiguousarray(model.encode(frame)) for key, model in self.models.items()}
+
+    def score(self, encoded: Mapping[str, np.ndarray], rows: slice | np.ndarray) -> ScoredRows:
+        """Scores and reasons for `rows` of the encoded matrices (one vectorised call per model)."""
+        models = self.models
+        outcomes = {}
+        for task in OUTCOME_TASKS:
+            X = encoded[task][rows]
+            probability = models[task].predict_proba_encoded(X)
+            outcomes[task] = OutcomeScores(probability, *top_reasons(models[task], X))
+        action_keys = [f"{NBA}/{a}" for a in self.actions]
+        scores = np.column_stack([models[k].predict_proba_encoded(encoded[k][rows]) for k in action_keys])
+        return ScoredRows(outcomes, ActionScores(scores, self.nba.recommend(scores)))
+
+
+def _binary_models(loaded: LoadedModel) -> dict[str, BinaryModel]:
+    predictor = loaded.predictor
+    if isinstance(predictor, ActionPredictor):
+        return {f"{NBA}/{action}": model for action, model in predictor.models.items()}
+    return {loaded.task: predictor.model}
+
+
+def top_reasons(model: BinaryModel, X: np.ndarray, k: int = REASONS) -> tuple[list[list[Reason]], str]:
+    """Per row, the `k` features that raised the model's raw score most (positive contributions only, as
+    in `explanations.top_reasons`), as plain feature names; and the unit of the contributions."""
+    attribution = attribute_encoded(model, X)
+    order, values = largest_contributions(attribution, k)
+    reasons = [
+        [Reason(attribution.features[j], float(v)) for j, v in zip(picks, row_values) if v > 0]
+        for picks, row_values in zip(order, values)
+    ]
+    return reasons, attribution.score_kind
