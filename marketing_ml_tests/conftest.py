@@ -62,3 +62,11 @@ def copy_of(settings: Settings, data_dir: Path) -> Settings:
 
     shutil.copytree(settings.data_dir, data_dir)
     return Settings(data_dir=data_dir, warehouse=settings.warehouse, simulation=settings.simulation)
+
+
+@pytest.fixture(scope="session")
+def serving_world(tmp_path_factory):
+    """Registered champions (trained by the training core) and an online feature table, for the API tests."""
+    from marketing_ml_tests.serving_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("mm_serving"))

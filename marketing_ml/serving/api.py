@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -224,6 +226,13 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         f"`{API_KEY_HEADER}` header.",
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def field_errors(request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes each offending input, which fails to serialise for NaN (a 500) and can be
+        # large: answer with where and why only
+        detail = [{k: v for k, v in e.items() if k != "input"} for e in error.errors()]
+        return JSONResponse(jsonable_encoder({"detail": detail}), status_code=422)
     app.state.runtime = runtime
 
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key from MARKETING_ML_API_KEYS.")
@@ -270,12 +279,15 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         state = ready_state()
         frame = pd.DataFrame([request.features.model_dump()])
         missing = [c for c in state.champions.feature_columns if c not in frame.columns]
-        if missing:  # a champion reads a feature this service's payload schema does not have
-            raise HTTPException(422, f"the current champions need feature(s) {', '.join(missing)} that this "
-                                "service's payload schema lacks; restart the service to pick up the new schema")
+        if missing:  # a champion reads a feature this service's payload schema lacks: restart to pick it up
+            raise RequestValidationError([
+                {"type": "missing", "loc": ("body", "features", c), "msg": "Field required by the current champion "
+                 "model; restart the service to see it in the payload schema"} for c in missing
+            ])
         scored = state.champions.score(state.champions.encode(frame), slice(0, 1))
         if not _finite(scored):
-            raise HTTPException(422, "the payload's values are outside the range the models can score")
+            raise RequestValidationError([{"type": "value_error", "loc": ("body", "features"),
+                                           "msg": "The values are outside the range the models can score"}])
         return _client_scores(state, scored, request.client_id, None, None)
 
     @v1.get("/advisor-queue", response_model=AdvisorQueueResponse,

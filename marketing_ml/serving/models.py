@@ -4,8 +4,9 @@ Every model of a task is a `BinaryModel` (conversion and churn: one; next best a
 per action). A model's pipeline is split where its encoding ends (`BinaryModel.encode` /
 `predict_proba_encoded`): stored feature rows are encoded once, when they load, so a request runs only
 the classifiers, on one row of a matrix already in memory, plus the exact attribution of the conversion
-and churn scores (`marketing_ml.scoring.explanations`). Scores are identical to the predictor's own
-`predict_frame` (tested).
+and churn scores (`marketing_ml.scoring.explanations`). Scores equal the predictor's own `predict_frame`
+up to float32 rounding (models compute in float32, and BLAS may round a 1-row product differently from a
+batch's; tested to 1e-6).
 """
 
 from __future__ import annotations
