@@ -70,3 +70,11 @@ def serving_world(tmp_path_factory):
     from marketing_ml_tests.serving_world import build_world
 
     return build_world(tmp_path_factory.mktemp("mm_serving"))
+
+
+@pytest.fixture
+def private_world(serving_world, tmp_path):
+    """A copy of the serving world a test may change (aliases, online rows)."""
+    from marketing_ml_tests.serving_world import copy_world
+
+    return copy_world(serving_world, tmp_path / "world")

@@ -9,17 +9,20 @@ built by the same function as the `online_client_features` asset.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import DuckDBWarehouse
-from marketing_ml.serving.api import FeatureField
-from marketing_ml.serving.online_features import SOURCE_TABLE, build_online_features
+from marketing_ml.serving.api import API_KEY_HEADER, FeatureField
+from marketing_ml.serving.online_features import ONLINE_TABLE, SOURCE_TABLE, build_online_features
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
 from marketing_ml.training.families import FAMILIES, FitOptions
 from marketing_ml.training.preprocessing import FeatureSpec
@@ -50,6 +53,8 @@ FIELDS = [
     FeatureField("service_tier", "categorical", "basic, plus or premier."),
 ]
 FIRST_AS_OF = dt.date(2025, 3, 1)
+KEY = "k3y-for-tests"
+AUTH = {API_KEY_HEADER: KEY}
 FAST = FitOptions(seed=3, threads=1)
 
 
@@ -160,3 +165,33 @@ def build_world(data_dir: Path, clients: int = 400) -> ServingWorld:
         conn.execute(f"create table {SOURCE_TABLE} as select * from rows")
     build_online_features(world.warehouse)
     return world
+
+
+def online_rows(world: ServingWorld) -> pd.DataFrame:
+    return world.warehouse.read(f"select * from {ONLINE_TABLE} order by client_id")
+
+
+def upsert(world: ServingWorld, rows: pd.DataFrame) -> None:
+    """What streaming rescoring does: replace the clients' rows with newer ones, in one transaction.
+
+    Retried while a live server's refresh thread in this same process holds a read-only connection (DuckDB
+    refuses a second configuration of an open file in one process; across processes its file lock does)."""
+    for _ in range(100):
+        try:
+            with world.warehouse.connect() as conn:
+                conn.register("new_rows", rows)
+                conn.execute("begin")
+                conn.execute(f"delete from {ONLINE_TABLE} where client_id in (select client_id from new_rows)")
+                conn.execute(f"insert into {ONLINE_TABLE} by name select * from new_rows")
+                conn.execute("commit")
+            return
+        except duckdb.ConnectionException:
+            time.sleep(0.05)
+    raise AssertionError("the warehouse stayed busy")
+
+
+def copy_world(world: ServingWorld, data_dir: Path) -> ServingWorld:
+    """A copy a test may change (aliases, online rows); the model artifacts stay shared and read-only."""
+    shutil.copytree(world.data_dir, data_dir)
+    store = MLflowResource(tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}", artifact_root=str(data_dir / "mlartifacts"))
+    return ServingWorld(data_dir, store, DuckDBWarehouse(path=str(data_dir / "warehouse.duckdb")), world.versions)

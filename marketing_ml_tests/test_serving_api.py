@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from marketing_ml.resources.mlflow_tracking import MLflowResource
-from marketing_ml.resources.warehouse import DuckDBWarehouse
 from marketing_ml.scoring.explanations import attribute, top_reasons
 from marketing_ml.serving.advisor_queue import QUEUE_TABLE
 from marketing_ml.serving.api import API_KEY_HEADER, ApiKeys, create_app
 from marketing_ml.serving.online_features import ONLINE_TABLE, build_online_features, utc_now
 from marketing_ml.serving.runtime import ServingRuntime
 from marketing_ml.training.predictor import load_champion
-from marketing_ml_tests.serving_world import FIELDS, ServingWorld, feature_rows
+from marketing_ml_tests.serving_world import (
+    AUTH,
+    FIELDS,
+    KEY,
+    ServingWorld,
+    feature_rows,
+    online_rows,
+    upsert,
+)
 
-KEY = "k3y-for-tests"
-AUTH = {API_KEY_HEADER: KEY}
 PAYLOAD = {"logins_30d": 6, "calculator_use_30d": 2, "balance_401k": 150_000.0, "email_click_rate": 0.25,
            "has_outside_assets": True, "service_tier": "premier"}
 
@@ -43,19 +46,6 @@ def _app(world: ServingWorld, load: bool = True) -> tuple[ServingRuntime, TestCl
 @pytest.fixture(scope="module")
 def api(serving_world):
     return _app(serving_world)
-
-
-@pytest.fixture
-def private_world(serving_world, tmp_path) -> ServingWorld:
-    """A copy of the world a test may change (aliases, online rows); model artifacts stay shared, read-only."""
-    data_dir = tmp_path / "world"
-    shutil.copytree(serving_world.data_dir, data_dir)
-    store = MLflowResource(tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}", artifact_root=str(data_dir / "mlartifacts"))
-    return ServingWorld(data_dir, store, DuckDBWarehouse(path=str(data_dir / "warehouse.duckdb")), serving_world.versions)
-
-
-def online_rows(world: ServingWorld) -> pd.DataFrame:
-    return world.warehouse.read(f"select * from {ONLINE_TABLE} order by client_id")
 
 
 def expected_scores(world: ServingWorld, rows: pd.DataFrame, versions: dict[str, str] | None = None) -> dict:
@@ -74,14 +64,6 @@ def _version_predictor(world, task, version):
     from marketing_ml.training.predictor import load_predictor
 
     return load_predictor(f"models:/{task}/{version}", world.tracking_uri)
-
-
-def upsert(world: ServingWorld, rows: pd.DataFrame) -> None:
-    """What streaming rescoring does: replace the clients' rows with newer ones."""
-    with world.warehouse.connect() as conn:
-        conn.register("new_rows", rows)
-        conn.execute(f"delete from {ONLINE_TABLE} where client_id in (select client_id from new_rows)")
-        conn.execute(f"insert into {ONLINE_TABLE} by name select * from new_rows")
 
 
 # ---- GET /v1/clients/{id}/scores ---------------------------------------------------------------------

@@ -198,6 +198,11 @@ def _finite(scored: ScoredRows) -> bool:
     return all(np.isfinite(v).all() for v in values)
 
 
+def _utc(stamp: dt.datetime | None) -> dt.datetime | None:
+    """`updated_at` is stored as naive UTC; say so in the response (RFC 3339 date-times carry an offset)."""
+    return None if stamp is None else stamp.replace(tzinfo=dt.UTC)
+
+
 def _reason_list(value: object) -> list[str]:
     """The queue's reasons as a list of feature names, whether stored as a list or a delimited string."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -270,10 +275,11 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
                                 "at the latest feature date); score a payload with POST /v1/score instead")
         scored = state.champions.score(features.rows.encoded, slice(row, row + 1))
         return _client_scores(state, scored, client_id, features.rows.as_of_date[row].item(),
-                              features.rows.updated_at[row].item())
+                              _utc(features.rows.updated_at[row].item()))
 
     @v1.post("/score", response_model=ClientScores,
-             responses={422: {"description": "Invalid payload: field errors"}},
+             responses={400: {"model": Problem, "description": "Unreadable body (not UTF-8 encoded JSON)"},
+                        422: {"description": "Invalid payload: field errors"}},
              summary="Score a feature payload (a client not in the online store)")
     async def score_payload(request: ScoreRequest):
         state = ready_state()
@@ -321,7 +327,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
             status="ready",
             models={task: _model_ref(state.champions, task) for task in state.champions.loaded},
             online_clients=len(state.features),
-            features_updated_at=state.features.version.last_updated_at,
+            features_updated_at=_utc(state.features.version.last_updated_at),
         )
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text exposition)")
