@@ -17,6 +17,7 @@ Calibration (Platt scaling) is monotone, so it changes no ranking of reasons and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,9 +108,18 @@ def largest_contributions(attribution: Attribution, k: int) -> tuple[np.ndarray,
 
 def _by_source_feature(sources: np.ndarray, columns: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
     """Sum model columns that come from one input feature (one-hot levels) into that feature."""
-    names, index = np.unique(sources, return_inverse=True)
-    summing = sp.csr_matrix((np.ones(len(index)), (np.arange(len(index)), index)), shape=(len(index), len(names)))
-    return tuple(names), np.asarray(columns @ summing)
+    names, summing = _source_summing(tuple(sources))
+    return names, columns @ summing
+
+
+@functools.lru_cache(maxsize=64)
+def _source_summing(sources: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The (model columns x features) 0/1 matrix that sums columns into their feature; built once per
+    encoder layout, because the real-time API attributes one row per request."""
+    names, index = np.unique(np.asarray(sources, dtype=object), return_inverse=True)
+    summing = np.zeros((len(index), len(names)))
+    summing[np.arange(len(index)), index] = 1.0
+    return tuple(names), summing
 
 
 def _tree_shap(classifier: xgb.XGBClassifier, X: np.ndarray):

@@ -242,7 +242,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
 
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key from MARKETING_ML_API_KEYS.")
 
-    def require_api_key(key: Annotated[str | None, Security(key_header)]) -> None:
+    async def require_api_key(key: Annotated[str | None, Security(key_header)]) -> None:
         if not key:
             raise HTTPException(401, f"missing API key: send it in the {API_KEY_HEADER} header",
                                 headers={"WWW-Authenticate": "ApiKey"})

@@ -11,13 +11,16 @@ batch's; tested to 1e-6).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from scipy.special import expit
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 
 from marketing_ml.scoring.explanations import attribute_encoded, largest_contributions
 from marketing_ml.training.families import BinaryModel
@@ -26,6 +29,8 @@ from marketing_ml.training.tasks import NBA, OUTCOME_TASKS
 
 SERVED_TASKS = (*OUTCOME_TASKS, NBA)  # conversion, churn, nba
 REASONS = 3
+# classifiers whose attribution adds up exactly to their log-odds (TreeSHAP, linear SHAP)
+EXACT_LOG_ODDS = (xgb.XGBClassifier, LogisticRegression)
 
 
 @dataclass(frozen=True)
@@ -55,15 +60,58 @@ class ScoredRows:
     actions: ActionScores
 
 
-def tune_for_single_rows(model: BinaryModel) -> None:
-    """One thread per prediction: a request scores one row, where spinning up a thread team costs more than
-    it saves (the service gets its parallelism from concurrent requests instead)."""
-    classifier = model.pipeline[-1]
-    if isinstance(classifier, xgb.XGBClassifier):
-        classifier.set_params(n_jobs=1)
-        classifier.get_booster().set_param({"nthread": 1})
-    elif isinstance(classifier, RandomForestClassifier):
-        classifier.set_params(n_jobs=1)
+class ServedModel:
+    """One `BinaryModel` as a request runs it: the model's own numbers by the shortest exact path.
+
+    Library entry points validate their input on every call (sklearn: ~80 us; XGBoost's sklearn wrapper:
+    ~200 us), which for one row costs more than the arithmetic. So, for the two classifiers whose math is
+    a single expression of their fitted parameters, the expression runs directly:
+
+    - logistic regression: sigmoid(X @ coef + intercept), sklearn's own formula;
+    - XGBoost: the booster's prediction, one thread (a thread team costs more than it saves on one row).
+
+    And for them the attribution is exact in log-odds (linear SHAP, TreeSHAP), so its margin *is* the score:
+    one attribution call yields the probability and its reasons. Every other classifier goes through
+    `predict_proba_encoded` and `attribute_encoded` unchanged. Tests check all paths against the
+    predictor's `predict_frame`.
+    """
+
+    def __init__(self, model: BinaryModel):
+        self.model = model
+        classifier = model.pipeline[-1]
+        self.margin_is_score = isinstance(classifier, EXACT_LOG_ODDS) and model.calibration is None
+        self._linear = None
+        self._booster = None
+        if isinstance(classifier, LogisticRegression):
+            self._linear = (classifier.coef_[0].astype(np.float64), float(classifier.intercept_[0]))
+        elif isinstance(classifier, xgb.XGBClassifier):
+            classifier.set_params(n_jobs=1)
+            self._booster = classifier.get_booster()
+            self._booster.set_param({"nthread": 1})
+            best = getattr(classifier, "best_iteration", None)
+            self._rounds = (0, best + 1) if best is not None else (0, 0)
+        elif isinstance(classifier, RandomForestClassifier):
+            classifier.set_params(n_jobs=1)
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        if self._linear is not None:
+            coef, intercept = self._linear
+            p = expit(X @ coef + intercept)
+        elif self._booster is not None:
+            p = self._booster.inplace_predict(X, iteration_range=self._rounds).astype(np.float64)
+        else:
+            return self.model.predict_proba_encoded(X)
+        return self.model.calibration.apply(p) if self.model.calibration else p
+
+    def probability_and_reasons(self, X: np.ndarray, k: int = REASONS) -> OutcomeScores:
+        attribution = attribute_encoded(self.model, X)
+        probability = expit(attribution.margin) if self.margin_is_score else self.probability(X)
+        order, values = largest_contributions(attribution, k)
+        reasons = [
+            [Reason(attribution.features[j], float(v)) for j, v in zip(picks, row_values) if v > 0]
+            for picks, row_values in zip(order, values)
+        ]
+        return OutcomeScores(probability, reasons, attribution.score_kind)
 
 
 @dataclass(frozen=True)
@@ -84,9 +132,11 @@ class ChampionSet:
                 loaded[task] = kept
                 continue
             loaded[task] = load_champion(task, tracking_uri, alias)
-            for model in _binary_models(loaded[task]).values():
-                tune_for_single_rows(model)
         return cls(loaded)
+
+    @functools.cached_property
+    def served(self) -> dict[str, ServedModel]:
+        return {key: ServedModel(model) for key, model in self.models.items()}
 
     @property
     def versions(self) -> dict[str, str]:
@@ -126,14 +176,10 @@ class ChampionSet:
 
     def score(self, encoded: Mapping[str, np.ndarray], rows: slice | np.ndarray) -> ScoredRows:
         """Scores and reasons for `rows` of the encoded matrices (one vectorised call per model)."""
-        models = self.models
-        outcomes = {}
-        for task in OUTCOME_TASKS:
-            X = encoded[task][rows]
-            probability = models[task].predict_proba_encoded(X)
-            outcomes[task] = OutcomeScores(probability, *top_reasons(models[task], X))
-        action_keys = [f"{NBA}/{a}" for a in self.actions]
-        scores = np.column_stack([models[k].predict_proba_encoded(encoded[k][rows]) for k in action_keys])
+        served = self.served
+        outcomes = {task: served[task].probability_and_reasons(encoded[task][rows]) for task in OUTCOME_TASKS}
+        keys = [f"{NBA}/{a}" for a in self.actions]
+        scores = np.column_stack([served[k].probability(encoded[k][rows]) for k in keys])
         return ScoredRows(outcomes, ActionScores(scores, self.nba.recommend(scores)))
 
 
@@ -142,15 +188,3 @@ def _binary_models(loaded: LoadedModel) -> dict[str, BinaryModel]:
     if isinstance(predictor, ActionPredictor):
         return {f"{NBA}/{action}": model for action, model in predictor.models.items()}
     return {loaded.task: predictor.model}
-
-
-def top_reasons(model: BinaryModel, X: np.ndarray, k: int = REASONS) -> tuple[list[list[Reason]], str]:
-    """Per row, the `k` features that raised the model's raw score most (positive contributions only, as
-    in `explanations.top_reasons`), as plain feature names; and the unit of the contributions."""
-    attribution = attribute_encoded(model, X)
-    order, values = largest_contributions(attribution, k)
-    reasons = [
-        [Reason(attribution.features[j], float(v)) for j, v in zip(picks, row_values) if v > 0]
-        for picks, row_values in zip(order, values)
-    ]
-    return reasons, attribution.score_kind

@@ -16,6 +16,7 @@ exists) and counted in /metrics.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -55,7 +56,7 @@ class RefreshStats:
 class ServingRuntime:
     def __init__(self, warehouse: WarehouseResource, tracking_uri: str, *, alias: str = CHAMPION,
                  model_poll_seconds: float = 10.0, feature_poll_seconds: float = 2.0,
-                 overlap_seconds: float = 30.0):
+                 overlap_seconds: float = 30.0, freeze_heap: bool = False):
         self.warehouse = warehouse
         self.tracking_uri = tracking_uri
         self.alias = alias
@@ -64,6 +65,7 @@ class ServingRuntime:
         # rows stamped up to this long before the newest one seen are re-read: a writer whose stamp was
         # taken before another writer's commit is still picked up (re-read rows that are not newer are ignored)
         self.overlap = pd.Timedelta(seconds=overlap_seconds)
+        self.freeze_heap = freeze_heap
         self.state: ServingState | None = None
         self.queue: AdvisorQueue | None = None
         self.queue_problem: str = "the advisor queue has not been read yet"
@@ -106,7 +108,8 @@ class ServingRuntime:
             raise LookupError(f"{ONLINE_TABLE} does not exist yet: run `marketing-ml run --step features`")
         state = self.state
         columns = champions.feature_columns
-        if state is None or state.champions is not champions or version.needs_full_read(state.features.version):
+        full = state is None or state.champions is not champions or version.needs_full_read(state.features.version)
+        if full:
             began = time.perf_counter()
             snapshot = FeatureSnapshot.build(self._encode(champions, read_rows(self.warehouse, columns)), version)
             log.info("loaded %d online feature rows in %.1fs", len(snapshot), time.perf_counter() - began)
@@ -120,6 +123,13 @@ class ServingRuntime:
         self.state = ServingState(champions, snapshot)
         self.problem = ""
         self.stats.feature_refreshes += 1
+        if full and self.freeze_heap:
+            # models and stores are hundreds of thousands of long-lived objects: a full garbage collection
+            # that walks them all stalls requests for tens of milliseconds. Freeze them out of the collector
+            # (once per full load, a single pause; the previous state's objects are collected first).
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
         return True
 
     def refresh_advisor_queue(self) -> bool:
