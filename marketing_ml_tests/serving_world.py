@@ -79,13 +79,13 @@ def _logit(frame: pd.DataFrame, shift: float) -> np.ndarray:
             + 0.7 * (frame["service_tier"] == "premier") - 0.8 * frame["email_click_rate"]).to_numpy(float)
 
 
-def _labelled(frame: pd.DataFrame, shift: float, rng: np.random.Generator) -> pd.DataFrame:
+def labelled(frame: pd.DataFrame, shift: float, rng: np.random.Generator) -> pd.DataFrame:
     p = 1 / (1 + np.exp(-_logit(frame, shift)))
     return frame.assign(**{ORACLE: p, LABEL: rng.random(len(frame)) < p})
 
 
 def outcome_frames(rng: np.random.Generator, shift: float) -> TrainingFrames:
-    parts = [_labelled(feature_rows(n, rng), shift, rng).assign(**{SPLIT: s})
+    parts = [labelled(feature_rows(n, rng), shift, rng).assign(**{SPLIT: s})
              for n, s in ((4000, "train"), (1500, "validation"), (1500, "test"))]
     return TrainingFrames.from_table(pd.concat(parts, ignore_index=True), SPEC)
 
