@@ -346,3 +346,14 @@ def test_an_alias_move_swaps_the_model_and_requests_in_flight_keep_the_old_one(p
     assert body["conversion"]["probability"] == pytest.approx(expected["conversion"]["probability"][0], abs=1e-6)
     # the state a request took before the move is untouched
     assert before.champions.loaded["conversion"].version == first
+
+
+def test_shared_encoders_give_each_models_own_matrix_with_and_without_missing_numbers(serving_world, api):
+    runtime, _ = api
+    champions = runtime.state.champions
+    rows = online_rows(serving_world).head(50)
+    with_gaps = rows.assign(logins_30d=rows["logins_30d"].astype(float).where(rows.index % 3 > 0))
+    for frame in (rows, with_gaps):
+        encoded = champions.encode(frame)
+        for key, model in champions.models.items():
+            np.testing.assert_array_equal(encoded[key], model.encode(frame), err_msg=key)
