@@ -13,11 +13,12 @@ from marketing_ml.resources import build_resources
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.assets import build_simulated_daily_activity, raw_clients, true_client_traits
 from marketing_ml.steps import step_jobs
+from marketing_ml.training.assets import training_assets
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
-    assets = [raw_clients, true_client_traits, build_simulated_daily_activity(partitions)]
+    assets = [raw_clients, true_client_traits, build_simulated_daily_activity(partitions), *training_assets()]
     groups = {spec.group_name for a in assets for spec in a.specs}
     return dg.Definitions(
         assets=assets,

@@ -97,11 +97,12 @@ def test_a_history_too_short_is_refused_with_advice_unless_fitted():
 
 def test_touch_plan_slices_follow_each_other():
     plan = datasets.plan_touches(D(2025, 1, 1), D(2025, 12, 31), warmup_days=90, validation_days=28, test_days=56,
-                                 population_every_days=7, fit_to_history=False)
+                                 fit_to_history=False)
     (a, b), (c, d), (e, f) = plan.ranges["train"], plan.ranges["validation"], plan.ranges["test"]
     assert a == D(2025, 4, 1) and b + dt.timedelta(days=1) == c and d + dt.timedelta(days=1) == e
     assert f == D(2025, 12, 31) and (f - e).days + 1 == 56 and (d - c).days + 1 == 28
-    assert plan.population_dates[0] == e and all(e <= p <= f for p in plan.population_dates)
+    population = datasets.population_dates(e, f, 7)
+    assert population[0] == e and population[-1] <= f and len(population) == 8
 
 
 @pytest.fixture

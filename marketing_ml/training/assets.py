@@ -81,13 +81,16 @@ class TouchTrainingSetConfig(dg.Config):
     warmup_days: int = Field(default=90, description="Days of history before the first training touch.")
     validation_days: int = Field(default=28, description="Touch days before the test slice, for early stopping and calibration.")
     test_days: int = Field(default=56, description="Latest touch days held out as the out-of-time test slice.")
-    population_every_days: int = Field(default=7, description="Days between the test dates whose active clients "
-                                       "form the policy evaluation population.")
     max_train_rows: int = Field(default=300_000, description="Uniform sample cap of the training touches.")
     max_validation_rows: int = Field(default=100_000, description="Uniform sample cap of the validation touches.")
     max_test_rows: int = Field(default=200_000, description="Uniform sample cap of the test touches.")
-    max_population_rows: int = Field(default=100_000, description="Uniform sample cap of the policy population.")
     fit_to_history: bool = Field(default=True, description="Scale the windows down to fit a short history.")
+
+
+class PolicySetConfig(dg.Config):
+    every_days: int = Field(default=7, description="Days between the test dates whose active clients form the "
+                            "policy evaluation population.")
+    max_rows: int = Field(default=100_000, description="Uniform sample cap of the policy population.")
 
 
 class ModelConfig(dg.Config):
@@ -133,8 +136,7 @@ def _plan_metadata(plan: ObservationPlan | TouchPlan, summary: pd.DataFrame) -> 
         {"horizon_days": plan.horizon_days, "warmup_days": plan.warmup_days, "every_days": plan.every_days,
          "dates": {k: [d.isoformat() for d in v] for k, v in plan.dates.items()}}
         if isinstance(plan, ObservationPlan)
-        else {"ranges": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in plan.ranges.items()},
-              "population_dates": [d.isoformat() for d in plan.population_dates]}
+        else {"ranges": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in plan.ranges.items()}}
     )
     metadata: dict[str, object] = {
         "dagster/row_count": int(summary["rows"].sum()),
@@ -198,7 +200,11 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
 )
 def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSetConfig,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
-    plan = _touch_plan(config, warehouse)
+    first, last = history_bounds(warehouse)
+    plan = datasets.plan_touches(
+        first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
+        test_days=config.test_days, fit_to_history=config.fit_to_history,
+    )
     for note in plan.notes:
         context.log.warning(note)
     table = _table("training_set_nba")
@@ -217,15 +223,6 @@ def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSet
     )
 
 
-def _touch_plan(config: TouchTrainingSetConfig, warehouse: WarehouseResource) -> TouchPlan:
-    first, last = history_bounds(warehouse)
-    return datasets.plan_touches(
-        first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
-        test_days=config.test_days, population_every_days=config.population_every_days,
-        fit_to_history=config.fit_to_history,
-    )
-
-
 @dg.asset(
     name=POLICY_SET,
     group_name=TRAINING_GROUP,
@@ -238,11 +235,17 @@ def _touch_plan(config: TouchTrainingSetConfig, warehouse: WarehouseResource) ->
         "(evaluation only), to value a policy against random assignment and the oracle."
     ),
 )
-def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: TouchTrainingSetConfig,
+def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: PolicySetConfig,
                               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    plan = _touch_plan(config, warehouse)
+    # the test period of the touches as built, so both tables always describe the same dates
+    test = warehouse.query(
+        f"select min(as_of_date) as first, max(as_of_date) as last from {_table('training_set_nba')} "
+        f"where {SPLIT} = 'test'"
+    ).iloc[0]
+    dates = datasets.population_dates(pd.Timestamp(test["first"]).date(), pd.Timestamp(test["last"]).date(),
+                                      config.every_days)
     table = _table(POLICY_SET)
-    warehouse.execute(datasets.policy_population_sql(plan, table, config.max_population_rows))
+    warehouse.execute(datasets.policy_population_sql(dates, table, config.max_rows))
     summary = warehouse.query(
         f"select as_of_date, count(*) as clients from {table} group by 1 order by 1"
     )

@@ -83,7 +83,6 @@ class TouchPlan:
     """Touch-date ranges (inclusive) per slice for the next best action."""
 
     ranges: dict[str, tuple[dt.date, dt.date]]
-    population_dates: tuple[dt.date, ...]
     notes: tuple[str, ...] = field(default=())
 
 
@@ -141,7 +140,7 @@ def plan_observations(history_start: dt.date, history_end: dt.date, *, horizon_d
 
 
 def plan_touches(history_start: dt.date, history_end: dt.date, *, warmup_days: int, validation_days: int,
-                 test_days: int, population_every_days: int, fit_to_history: bool) -> TouchPlan:
+                 test_days: int, fit_to_history: bool) -> TouchPlan:
     """Touch-date slices: [start + warm-up, ...) train, then validation, then the last `test_days` days.
 
     Training needs at least as many days as the test slice; with `fit_to_history` a shorter history
@@ -167,18 +166,20 @@ def plan_touches(history_start: dt.date, history_end: dt.date, *, warmup_days: i
     train_start = history_start + dt.timedelta(days=warmup_days)
     if validation_start <= train_start:
         raise PlanError(f"{days} days of history leave no training days for the next best action")
-    population = tuple(
-        test_start + dt.timedelta(days=i) for i in range(0, test_days, max(population_every_days, 1))
-    )
     return TouchPlan(
         {
             "train": (train_start, validation_start - dt.timedelta(days=1)),
             "validation": (validation_start, test_start - dt.timedelta(days=1)),
             "test": (test_start, history_end),
         },
-        population,
         notes,
     )
+
+
+def population_dates(test_first: dt.date, test_last: dt.date, every_days: int) -> tuple[dt.date, ...]:
+    """The dates, `every_days` apart, whose active clients form the policy evaluation population."""
+    span = (test_last - test_first).days
+    return tuple(test_first + dt.timedelta(days=i) for i in range(0, span + 1, max(every_days, 1)))
 
 
 def _date(d: dt.date) -> str:
@@ -260,10 +261,10 @@ order by as_of_date, client_id
 """
 
 
-def policy_population_sql(plan: TouchPlan, table: str, max_rows: int) -> str:
+def policy_population_sql(dates: tuple[dt.date, ...], table: str, max_rows: int) -> str:
     """`create or replace table` of the policy evaluation rows: active clients on test dates + true probabilities."""
     truth = ", ".join(f"tr.p_response_{a} as {ORACLE_ACTION_PREFIX}{a}" for a in ACTION_NAMES)
-    dates = ", ".join(_date(d) for d in plan.population_dates)
+    listed = ", ".join(_date(d) for d in dates)
     return f"""
 create or replace table {table} as
 select * exclude (sample_rank) from (
@@ -271,7 +272,7 @@ select * exclude (sample_rank) from (
         row_number() over (order by hash(f.client_id, f.as_of_date)) as sample_rank
     from {FEATURES_TABLE} f
     join ground_truth.true_client_traits tr on tr.client_id = f.client_id
-    where f.as_of_date in ({dates})
+    where f.as_of_date in ({listed})
 )
 where sample_rank <= {int(max_rows)}
 order by as_of_date, client_id
