@@ -68,8 +68,10 @@ class OutcomeTrainingSetConfig(dg.Config):
     warmup_days: int = Field(default=90, description="Days of history before the first observation date, so the "
                              "longest feature window (90 days) is complete.")
     test_dates: int = Field(default=4, description="Latest observation dates held out as the out-of-time test slice.")
-    validation_dates: int = Field(default=2, description="Observation dates before the test gap used for early "
-                                  "stopping and calibration.")
+    validation_dates: int = Field(default=2, description="Latest observation dates before the test gap whose "
+                                  "held-out clients form the validation slice (early stopping, calibration).")
+    validation_share: float = Field(default=0.25, description="Share of clients held out of training for the "
+                                    "validation slice.")
     max_train_rows: int = Field(default=300_000, description="Uniform sample cap of the training slice.")
     max_validation_rows: int = Field(default=100_000, description="Uniform sample cap of the validation slice.")
     max_test_rows: int = Field(default=250_000, description="Uniform sample cap of the test slice.")
@@ -179,6 +181,7 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
         warehouse.execute(datasets.outcome_training_set_sql(
             task, plan, table,
             {"train": config.max_train_rows, "validation": config.max_validation_rows, "test": config.max_test_rows},
+            config.validation_share,
         ))
         summary = _split_summary(warehouse, table, "as_of_date")
         return dg.MaterializeResult(metadata=_plan_metadata(plan, summary) | {"horizon_days": plan.horizon_days})

@@ -4,11 +4,14 @@ Conversion and churn (`outcome_training_set_sql`): observation dates D every `ev
 a client active at the start of D (a row of `features.client_features_daily` at as_of_date = D, so its
 features use only data strictly before D; for conversion also not converted before D), labelled 1 if the
 outcome happens in [D, D + horizon). Only dates whose label window ends inside the built history are used.
-The last `test_dates` dates are the test slice; the train and validation dates all have D + horizon <= the
-first test date, so no training label window reaches into the test period (out of time). Validation is
-the latest dates before that gap: early stopping and calibration are judged forward in time, never on
-test. Each row also carries `label_end` (the window's exclusive end) and `oracle_daily_hazard`, the
-simulator's true hazard at D: an evaluation column, never a model input.
+The last `test_dates` dates are the test slice; every other date has D + horizon <= the first test date,
+so no training label window reaches into the test period (out of time). The validation slice (early
+stopping, calibration) is a held-out share of CLIENTS on the latest `validation_dates` dates before that
+gap; the other clients' rows on every earlier date are the training slice. Client-disjoint because label
+windows of nearby dates overlap: the same future conversion would be a positive in both slices, and early
+stopping on it measured memorisation (seen here: XGBoost never stopped and lost AUC out of time).
+Each row also carries `label_end` (the window's exclusive end) and `oracle_daily_hazard`, the simulator's
+true hazard at D: an evaluation column, never a model input.
 
 Next best action (`touch_training_set_sql`): one row per logged random campaign touch with the features as
 of the touch date, the action and the observed response; split by touch date (train, then validation,
@@ -198,20 +201,34 @@ def _sample_filter(max_rows: dict[str, int]) -> str:
     return f"sample_rank <= case {SPLIT} {cases} end"
 
 
-def outcome_training_set_sql(task: OutcomeTask, plan: ObservationPlan, table: str, max_rows: dict[str, int]) -> str:
+def holdout_clients_sql(share: float, column: str = "client_id") -> str:
+    """A deterministic, client-level predicate selecting `share` of all clients (the validation clients)."""
+    return f"abs(hash({column})) % 1000 < {round(share * 1000)}"
+
+
+def outcome_training_set_sql(task: OutcomeTask, plan: ObservationPlan, table: str, max_rows: dict[str, int],
+                             validation_share: float) -> str:
     """`create or replace table` of a conversion or churn training set (see the module docstring)."""
     unconverted = "and not f.is_converted" if task.unconverted_only else ""
+    holdout = holdout_clients_sql(validation_share, "f.client_id")
     return f"""
 create or replace table {table} as
-with observation({'as_of_date'}, {LABEL_END}, {SPLIT}) as (
+with observation({'as_of_date'}, {LABEL_END}, date_slice) as (
     select * from (values {_values(plan.rows())})
 ),
-rows as (
-    select f.*, o.{SPLIT}, o.{LABEL_END},
-        row_number() over (partition by o.{SPLIT} order by hash(f.client_id, f.as_of_date)) as sample_rank
+assigned as (
+    select f.*, o.{LABEL_END},
+        case when o.date_slice = 'test' then 'test'
+             when {holdout} then case when o.date_slice = 'validation' then 'validation' end
+             else 'train' end as {SPLIT}
     from {FEATURES_TABLE} f
     join observation o on f.as_of_date = o.as_of_date
     where true {unconverted}
+),
+rows as (
+    select *, row_number() over (partition by {SPLIT} order by hash(client_id, as_of_date)) as sample_rank
+    from assigned
+    where {SPLIT} is not null
 ),
 sampled as (
     select * from rows where {_sample_filter(max_rows)}
