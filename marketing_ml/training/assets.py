@@ -43,7 +43,7 @@ REGISTRY_GROUP = "registry"
 POLICY_SET = "nba_policy_evaluation_set"
 GATE_CHECKS = {
     "auc_vs_oracle": "The best candidate's AUC is at least a set fraction of the oracle's AUC on the same test rows.",
-    "calibration": "The best candidate's expected calibration error is within the bound.",
+    "calibration": "The best candidate's expected calibration error is within a bound of the oracle's (sampling noise).",
     "not_worse_than_champion": "The best candidate is not worse than the current champion on the same test rows.",
 }
 
@@ -102,7 +102,8 @@ class ModelConfig(dg.Config):
 
 class GateConfig(dg.Config):
     min_auc_ratio_to_oracle: float = Field(default=0.9, description="AUC floor as a fraction of the oracle AUC.")
-    max_calibration_error: float = Field(default=0.02, description="Upper bound of the expected calibration error.")
+    max_calibration_error: float = Field(default=0.02, description="How far the expected calibration error may "
+                                         "exceed the oracle's on the same rows (its sampling noise).")
     champion_tolerance: float = Field(default=0.005, description="How much lower than the current champion's "
                                       "primary metric a candidate may score and still replace it.")
 
