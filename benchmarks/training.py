@@ -45,6 +45,37 @@ def run_step(defs, instance, name: str, start: dt.date, end: dt.date) -> float:
     return seconds
 
 
+def champion_latency(settings) -> dict:
+    """Single-row and 10k-row `predict_frame` time of each champion through the fast path (no pyfunc)."""
+    import duckdb
+    import numpy as np
+
+    from marketing_ml.training.predictor import load_champion
+    from marketing_ml.training.tasks import TASK_NAMES
+
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        rows = conn.execute("select * from features.client_features_daily where as_of_date = "
+                            "(select max(as_of_date) from features.client_features_daily) limit 10000").fetchdf()
+    out = {}
+    for task in TASK_NAMES:
+        loaded = load_champion(task, settings.mlflow_tracking_uri)
+        single = []
+        for i in range(300):
+            row = rows.iloc[[i % len(rows)]]
+            began = time.perf_counter()
+            loaded.predictor.predict_frame(row)
+            single.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        loaded.predictor.predict_frame(rows)
+        batch = time.perf_counter() - began
+        single_ms = np.asarray(single[20:]) * 1000
+        out[task] = {"family": loaded.predictor.family, "version": loaded.version,
+                     "one_row_p50_ms": round(float(np.percentile(single_ms, 50)), 3),
+                     "one_row_p99_ms": round(float(np.percentile(single_ms, 99)), 3),
+                     "rows_per_second_10k_batch": round(len(rows) / batch)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50_000)
@@ -95,6 +126,7 @@ def main() -> None:
     for table in ("training_set_conversion", "training_set_churn", "training_set_nba"):
         champions.setdefault("training_sets", {})[table] = metadata(table).get("plan")
 
+    latency = champion_latency(settings)
     goals = {}
     for task in ("conversion", "churn"):
         best = max((m for k, m in models.items() if k.startswith(task + "_")), key=lambda m: m["auc"])
@@ -116,6 +148,7 @@ def main() -> None:
         "goals": goals,
         "models": models,
         "registry": champions,
+        "champion_predict_latency": latency,
     }, indent=2, default=str) + "\n")
     print(json.dumps(goals, indent=2))
     print(f"wrote {RESULTS}")
