@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from marketing_ml.features.assets import build_feature_assets
 from marketing_ml.partitions import daily_partitions
 from marketing_ml.resources import build_resources
 from marketing_ml.settings import Settings, load_settings
@@ -18,7 +19,13 @@ from marketing_ml.training.assets import training_assets
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
-    assets = [raw_clients, true_client_traits, build_simulated_daily_activity(partitions), *training_assets()]
+    assets = [
+        raw_clients,
+        true_client_traits,
+        build_simulated_daily_activity(partitions),
+        *build_feature_assets(partitions, settings.warehouse),
+        *training_assets(),
+    ]
     groups = {spec.group_name for a in assets for spec in a.specs}
     return dg.Definitions(
         assets=assets,
