@@ -136,5 +136,10 @@ def test_gate_refuses_a_deliberately_bad_model_and_moves_no_alias(store, frames)
         assert alias_version(client, "conversion", CHALLENGER) is None
         assert len(MlflowClient(store.tracking_uri).search_model_versions("name = 'conversion'")) == 1
 
-    # a calibration bound no model can meet refuses even a good candidate
-    assert not _promote(store, frames, [good], max_calibration_error=0.0).promoted
+    # ranking well is not enough: positives oversampled 5x (what class weighting does) inflate every
+    # probability, and the calibration check refuses the model
+    positives = frames.train[frames.train["label"]]
+    oversampled = TrainingFrames(frames.spec, pd.concat([frames.train, *[positives] * 4]), frames.validation, frames.test)
+    _, inflated = _log(store, frames, "logreg", frames_to_fit=oversampled)
+    checks = {c.name: c.passed for c in _promote(store, frames, [inflated]).checks}
+    assert checks == {"auc_vs_oracle": True, "calibration": False, "not_worse_than_champion": True}
