@@ -85,6 +85,8 @@ def test_client_scores_are_the_champions_own_predictions_with_reasons_versions_a
             reasons = expected[f"{task}_reasons"].iloc[i]
             names = [reasons[f"reason_{k}"] for k in (1, 2, 3) if reasons[f"reason_{k}"]]
             assert [r["feature"] for r in body[task]["reasons"]] == names
+            described = {f.name: f.description for f in FIELDS}
+            assert all(r["description"] == described[r["feature"]] for r in body[task]["reasons"])
             assert [r["contribution"] for r in body[task]["reasons"]] == pytest.approx(
                 [reasons[f"reason_{k}_contribution"] for k in range(1, len(names) + 1)])
             assert body[task]["model"]["version"] == serving_world.versions[task][0]

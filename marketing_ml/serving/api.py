@@ -81,6 +81,7 @@ class ModelRef(BaseModel):
 
 class Reason(BaseModel):
     feature: str = Field(description="Feature name from the feature catalog.")
+    description: str = Field(description="What the feature measures, from the feature catalog.")
     contribution: float = Field(description="How much the feature raised the model's raw score (see contribution_unit).")
 
 
@@ -164,8 +165,8 @@ def _model_ref(champions: ChampionSet, task: str) -> ModelRef:
                     run_id=loaded.run_id)
 
 
-def _client_scores(state: ServingState, scored: ScoredRows, client_id: int | None,
-                   as_of: dt.date | None, updated_at: dt.datetime | None) -> ClientScores:
+def _client_scores(state: ServingState, scored: ScoredRows, client_id: int | None, as_of: dt.date | None,
+                   updated_at: dt.datetime | None, descriptions: Mapping[str, str]) -> ClientScores:
     champions = state.champions
     outcomes = {}
     for task in OUTCOME_TASKS:
@@ -173,7 +174,8 @@ def _client_scores(state: ServingState, scored: ScoredRows, client_id: int | Non
         outcomes[task] = OutcomeScore(
             probability=float(result.probability[0]),
             horizon_days=champions.loaded[task].predictor.horizon_days,
-            reasons=[Reason(feature=r.feature, contribution=r.contribution) for r in result.reasons[0]],
+            reasons=[Reason(feature=r.feature, description=descriptions.get(r.feature, ""), contribution=r.contribution)
+                     for r in result.reasons[0]],
             contribution_unit=result.contribution_unit,
             model=_model_ref(champions, task),
         )
@@ -257,6 +259,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=PROBLEMS)
     FeaturePayload = feature_payload_model(feature_fields)
+    descriptions = {f.name: f.description for f in feature_fields}
 
     class ScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -275,7 +278,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
                                 "at the latest feature date); score a payload with POST /v1/score instead")
         scored = state.champions.score(features.rows.encoded, slice(row, row + 1))
         return _client_scores(state, scored, client_id, features.rows.as_of_date[row].item(),
-                              _utc(features.rows.updated_at[row].item()))
+                              _utc(features.rows.updated_at[row].item()), descriptions)
 
     @v1.post("/score", response_model=ClientScores,
              responses={400: {"model": Problem, "description": "Unreadable body (not UTF-8 encoded JSON)"},
@@ -294,7 +297,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         if not _finite(scored):
             raise RequestValidationError([{"type": "value_error", "loc": ("body", "features"),
                                            "msg": "The values are outside the range the models can score"}])
-        return _client_scores(state, scored, request.client_id, None, None)
+        return _client_scores(state, scored, request.client_id, None, None, descriptions)
 
     @v1.get("/advisor-queue", response_model=AdvisorQueueResponse,
             summary="An advisor's queue for the latest day: clients ranked by expected value, with reasons")

@@ -12,6 +12,7 @@ import uvicorn
 from mlflow.types import DataType
 from threadpoolctl import threadpool_limits
 
+from marketing_ml.features.catalog import load_feature_catalog
 from marketing_ml.resources import build_resources
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.serving.api import ApiKeys, FeatureField, create_app
@@ -24,14 +25,16 @@ NUMERIC_TYPES = {DataType.double, DataType.float, DataType.long, DataType.intege
 
 
 def payload_fields(champions: ChampionSet, tracking_uri: str) -> list[FeatureField]:
-    """The inputs of `POST /v1/score`: every column the champions read, typed by their logged MLflow signatures."""
+    """The inputs of `POST /v1/score`: every column the champions read, typed by their logged MLflow
+    signatures (the models' own input contract) and described by the feature catalog."""
     kinds: dict[str, str] = {}
     with tracking(tracking_uri):
         for loaded in champions.loaded.values():
             for column in mlflow.models.get_model_info(loaded.model_uri).signature.inputs.inputs:
                 kinds[column.name] = ("boolean" if column.type == DataType.boolean
                                       else "numeric" if column.type in NUMERIC_TYPES else "categorical")
-    return [FeatureField(name, kinds[name]) for name in champions.feature_columns]
+    described = {f.name: f.description for f in load_feature_catalog()}
+    return [FeatureField(name, kinds[name], described.get(name, "")) for name in champions.feature_columns]
 
 
 def single_threaded_numerics() -> None:
