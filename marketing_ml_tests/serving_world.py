@@ -127,6 +127,11 @@ class ServingWorld:
         MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri).set_registered_model_alias(task, alias, version)
 
 
+def local_store(data_dir: Path) -> MLflowResource:
+    return MLflowResource(tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}",
+                          artifact_root=str(data_dir / "mlartifacts"))
+
+
 def _log_and_register(store: MLflowResource, trained, family: str, example: pd.DataFrame) -> str:
     task = trained.predictor.task
     logged = log_trained_model(store, trained, library=FAMILIES[family].library, params=FAMILIES[family].params,
@@ -141,7 +146,7 @@ def build_world(data_dir: Path, clients: int = 400) -> ServingWorld:
     and the online feature table for `clients` clients."""
     rng = np.random.default_rng(11)
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = MLflowResource(tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}", artifact_root=str(data_dir / "mlartifacts"))
+    store = local_store(data_dir)
     versions: dict[str, list[str]] = {}
     plan = [("conversion", "xgboost", -4.0), ("conversion", "logreg", -4.0), ("churn", "logreg", -3.5)]
     for task, family, shift in plan:
@@ -193,5 +198,5 @@ def upsert(world: ServingWorld, rows: pd.DataFrame) -> None:
 def copy_world(world: ServingWorld, data_dir: Path) -> ServingWorld:
     """A copy a test may change (aliases, online rows); the model artifacts stay shared and read-only."""
     shutil.copytree(world.data_dir, data_dir)
-    store = MLflowResource(tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}", artifact_root=str(data_dir / "mlartifacts"))
+    store = local_store(data_dir)
     return ServingWorld(data_dir, store, DuckDBWarehouse(path=str(data_dir / "warehouse.duckdb")), world.versions)

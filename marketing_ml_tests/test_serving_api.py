@@ -249,7 +249,8 @@ def test_metrics_count_requests_by_route_and_status_with_a_latency_histogram(ser
     count = _samples(text, "marketing_ml_http_request_duration_seconds_count")
     assert count['{route="/v1/clients/{client_id}/scores"}'] == 5
     info = _samples(text, "marketing_ml_model_info")
-    assert f'{{task="conversion",alias="champion",version="{serving_world.versions["conversion"][0]}",family="xgboost"}}' in info
+    version = serving_world.versions["conversion"][0]
+    assert f'{{task="conversion",alias="champion",version="{version}",family="xgboost"}}' in info
     assert _samples(text, "marketing_ml_ready") == {None: 1.0}
     # every line is a comment or a sample: name, optional labels, a number
     for line in text.strip().splitlines():

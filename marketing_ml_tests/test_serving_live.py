@@ -87,7 +87,8 @@ def test_alias_move_is_picked_up_without_restart_while_requests_keep_succeeding(
                     return
                 body = http.get(f"/v1/clients/{CLIENT}/scores")
                 conversion = body.json()["conversion"] if body.status_code == 200 else {}
-                answers.append((body.status_code, conversion.get("model", {}).get("version"), conversion.get("probability")))
+                version = conversion.get("model", {}).get("version")
+                answers.append((body.status_code, version, conversion.get("probability")))
 
     with live_server(runtime) as url:
         wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200)
@@ -115,7 +116,8 @@ def test_an_upserted_online_row_is_served_within_seconds(private_world):
     with live_server(runtime) as url, httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
         wait_for(lambda: http.get("/readyz").status_code == 200)
         before = http.get(f"/v1/clients/{CLIENT}/scores").json()
-        row = online_rows(private_world).query("client_id == @CLIENT").assign(calculator_use_30d=9, updated_at=utc_now())
+        row = online_rows(private_world).query("client_id == @CLIENT")
+        row = row.assign(calculator_use_30d=9, updated_at=utc_now())
         upsert(private_world, row)
         after = wait_for(lambda: (body := http.get(f"/v1/clients/{CLIENT}/scores").json())["features_updated_at"]
                          != before["features_updated_at"] and body)
@@ -201,9 +203,9 @@ def test_marketing_ml_serve_starts_on_loopback_serves_and_stops(serving_world, t
         wait_for(ready, timeout=120, every=0.5)
         body = httpx.get(f"{url}/v1/clients/{CLIENT}/scores", headers=AUTH).json()
         assert body["conversion"]["model"]["alias"] == "champion"
-        schema_doc = httpx.get(f"{url}/openapi.json").json()
-        assert set(schema_doc["components"]["schemas"]["FeaturePayload"]["properties"]) == {f.name for f in FIELDS}
-        assert schema_doc["components"]["schemas"]["FeaturePayload"]["properties"]["has_outside_assets"]["type"] == "boolean"
+        payload = httpx.get(f"{url}/openapi.json").json()["components"]["schemas"]["FeaturePayload"]["properties"]
+        assert set(payload) == {f.name for f in FIELDS}
+        assert payload["has_outside_assets"]["type"] == "boolean" and payload["service_tier"]["type"] == "string"
     finally:
         process.send_signal(signal.SIGINT)
         try:

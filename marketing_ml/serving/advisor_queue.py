@@ -52,7 +52,8 @@ def read_signature(warehouse: WarehouseResource) -> tuple:
     row = warehouse.read(
         f"select count(*) as n, {latest} as latest, sum(expected_value) as total from {QUEUE_TABLE}"
     ).iloc[0]
-    return (int(row["n"]), str(row["latest"]), float(row["total"]) if pd.notna(row["total"]) else None, DATE_COLUMN in columns)
+    total = float(row["total"]) if pd.notna(row["total"]) else None
+    return int(row["n"]), str(row["latest"]), total, DATE_COLUMN in columns
 
 
 def read_queue(warehouse: WarehouseResource, signature: tuple) -> AdvisorQueue:

@@ -82,7 +82,8 @@ class ModelRef(BaseModel):
 class Reason(BaseModel):
     feature: str = Field(description="Feature name from the feature catalog.")
     description: str = Field(description="What the feature measures, from the feature catalog.")
-    contribution: float = Field(description="How much the feature raised the model's raw score (see contribution_unit).")
+    contribution: float = Field(description="How much the feature raised the model's raw score "
+                                "(see contribution_unit).")
 
 
 class OutcomeScore(BaseModel):
@@ -94,7 +95,8 @@ class OutcomeScore(BaseModel):
 
 
 class NextBestAction(BaseModel):
-    recommended_action: str = Field(description="The action with the highest response probability (no_contact included).")
+    recommended_action: str = Field(description="The action with the highest response probability "
+                                    "(no_contact included).")
     scores: dict[str, float] = Field(description="P(response | client, action) for every action.")
     model: ModelRef
 
@@ -155,8 +157,11 @@ def feature_payload_model(fields: Sequence[FeatureField]) -> type[BaseModel]:
 
 # ---- the app ---------------------------------------------------------------------------------------
 
-PROBLEMS = {401: {"model": Problem, "description": "No API key"}, 403: {"model": Problem, "description": "Wrong API key"},
-            503: {"model": Problem, "description": "Not ready: models or features not loaded yet"}}
+PROBLEMS = {
+    401: {"model": Problem, "description": "No API key"},
+    403: {"model": Problem, "description": "Wrong API key"},
+    503: {"model": Problem, "description": "Not ready: models or features not loaded yet"},
+}
 
 
 def _model_ref(champions: ChampionSet, task: str) -> ModelRef:
@@ -242,7 +247,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         return JSONResponse(jsonable_encoder({"detail": detail}), status_code=422)
     app.state.runtime = runtime
 
-    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="An API key from MARKETING_ML_API_KEYS.")
+    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description=f"An API key from {ENV_API_KEYS}.")
 
     async def require_api_key(key: Annotated[str | None, Security(key_header)]) -> None:
         if not key:
@@ -263,7 +268,8 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
 
     class ScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        client_id: int | None = Field(default=None, description="Optional id to echo back; the payload is scored as given.")
+        client_id: int | None = Field(default=None,
+                                      description="Optional id to echo back; the payload is scored as given.")
         features: FeaturePayload  # type: ignore[valid-type]
 
     @v1.get("/clients/{client_id}/scores", response_model=ClientScores,
@@ -351,7 +357,8 @@ def _state_metrics(runtime: ServingRuntime) -> list[str]:
     stats = runtime.stats
     return [
         *gauge("marketing_ml_model_info", "The registered model version served per task (value is always 1).", models),
-        *gauge("marketing_ml_ready", "1 when champions and online features are loaded.", [({}, int(state is not None))]),
+        *gauge("marketing_ml_ready", "1 when champions and online features are loaded.",
+               [({}, int(state is not None))]),
         *gauge("marketing_ml_online_clients", "Clients in the in-memory online feature store.",
                [({}, len(state.features) if state else 0)]),
         *gauge("marketing_ml_online_features_updated_timestamp_seconds",

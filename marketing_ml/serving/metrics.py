@@ -63,7 +63,8 @@ class RequestMetrics:
                 "# TYPE marketing_ml_http_requests_total counter",
             ]
             for (route, method, status), n in sorted(self._requests.items()):
-                lines.append(f"marketing_ml_http_requests_total{_labels(route=route, method=method, status=status)} {n}")
+                labels = _labels(route=route, method=method, status=status)
+                lines.append(f"marketing_ml_http_requests_total{labels} {n}")
             lines += [
                 "# HELP marketing_ml_http_request_duration_seconds Time from request received to response sent.",
                 "# TYPE marketing_ml_http_request_duration_seconds histogram",
@@ -78,11 +79,13 @@ class RequestMetrics:
                              f"{self._counts[route]}")
                 lines.append(f"marketing_ml_http_request_duration_seconds_sum{_labels(route=route)} "
                              f"{_number(self._sums[route])}")
-                lines.append(f"marketing_ml_http_request_duration_seconds_count{_labels(route=route)} {self._counts[route]}")
+                lines.append(f"marketing_ml_http_request_duration_seconds_count{_labels(route=route)} "
+                             f"{self._counts[route]}")
         return lines
 
 
-def gauge(name: str, help_text: str, samples: Iterable[tuple[dict[str, object], float]], kind: str = "gauge") -> list[str]:
+def gauge(name: str, help_text: str, samples: Iterable[tuple[dict[str, object], float]],
+          kind: str = "gauge") -> list[str]:
     """One metric family: HELP, TYPE and a line per (labels, value)."""
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     lines += [f"{name}{_labels(**labels) if labels else ''} {_number(value)}" for labels, value in samples]
