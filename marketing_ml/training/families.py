@@ -195,7 +195,7 @@ FAMILIES: dict[str, Family] = {
             "logreg",
             "sklearn",
             "Logistic regression on standardised, log-scaled numerics and one-hot categoricals (sklearn Pipeline).",
-            {"C": 1.0, "max_iter": 2000},
+            {"C": 0.1, "max_iter": 2000},
             _fit_logreg,
         ),
         Family(
