@@ -5,6 +5,7 @@
     marketing-ml serve                    the real-time scoring API on 127.0.0.1:8000
     marketing-ml ui                       the Dagster UI on this data directory
     marketing-ml info                     where data lives and which world is simulated
+    marketing-ml features list            the feature catalog (also: describe NAME, lock)
     marketing-ml reset --yes              delete the data directory
 """
 
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from marketing_ml.features.cli import add_features_command
 from marketing_ml.settings import ENV_HOME, Settings, SettingsError, load_settings
 from marketing_ml.steps import STEP_NAMES, STEPS, Step, is_available
 
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="show where data lives and which simulated world it holds")
     info.set_defaults(handler=_info)
+
+    add_features_command(sub)
 
     reset = sub.add_parser("reset", help="delete the data directory (warehouse, runs, models)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")

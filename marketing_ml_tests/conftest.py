@@ -49,6 +49,13 @@ def data_settings(tmp_path_factory) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def features_settings(data_settings) -> Settings:
+    """The same data directory with the `features` step built for the whole test history."""
+    run_step(data_settings, "step_features")
+    return data_settings
+
+
 @pytest.fixture
 def warehouse(data_settings):
     conn = duckdb.connect(str(data_settings.duckdb_path), read_only=True)

@@ -13,7 +13,13 @@ import dagster as dg
 import pandas as pd
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from marketing_ml.features.catalog import FEATURE_MODEL, FEATURE_SCHEMA, load_feature_catalog, model_input_features
+from marketing_ml.features.catalog import (
+    FEATURE_MODEL,
+    FEATURE_SCHEMA,
+    catalog_frame,
+    load_feature_catalog,
+    model_input_features,
+)
 from marketing_ml.features.project import feature_dbt_project, prepared_manifest
 from marketing_ml.features.quality import (
     COMPLETENESS_THRESHOLD,
@@ -67,7 +73,9 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, warehouse: str
     )
     def feature_staging(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
         """Views over the raw tables, and the dbt tests of keys, vocabularies and relationships."""
-        yield from dbt.cli(["build"], context=context).stream()
+        # cautious: a test that also reads the feature table (its relationship to stg_clients) runs
+        # with the feature table, not before it exists
+        yield from dbt.cli(["build", "--indirect-selection", "cautious"], context=context).stream()
 
     @dbt_assets(
         manifest=manifest, project=project, select="tag:daily", name="daily_features",
@@ -146,13 +154,13 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, warehouse: str
         ),
     )
     def feature_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> pd.DataFrame:
-        catalog = pd.DataFrame([vars(f) for f in load_feature_catalog()])
         inputs = model_input_features()
         as_of = latest_as_of_date(warehouse)
-        if as_of is not None:
-            stats = feature_statistics(warehouse, list(inputs.numeric), list(inputs.categorical), as_of)
-            catalog = catalog.merge(stats, on="name", how="left")
-        catalog.insert(0, "as_of_date", as_of)
+        if as_of is None:
+            raise dg.Failure(f"{FEATURE_MODEL} has no rows yet: materialize a partition of it first")
+        stats = feature_statistics(warehouse, list(inputs.numeric), list(inputs.categorical), as_of)
+        catalog = catalog_frame().merge(stats, on="name", how="left")
+        catalog.insert(0, "statistics_as_of", pd.Timestamp(as_of))
         shown = ["name", "group", "dtype", "version", "owner", "description"]
         context.add_output_metadata({
             "features": len(catalog),
@@ -160,7 +168,7 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, warehouse: str
             "catalog": dg.MetadataValue.md(markdown_table(catalog[shown])),
             "by group": dg.MetadataValue.md(markdown_table(catalog.groupby("group").size().rename("features").reset_index())),
             "statistics": dg.MetadataValue.table(
-                records=[dg.TableRecord(_plain(r)) for r in catalog.drop(columns=["description", "as_of_date"]).to_dict("records")],
+                records=[dg.TableRecord(_plain(r)) for r in catalog.drop(columns=["description", "statistics_as_of"]).to_dict("records")],
             ),
         })
         return catalog

@@ -17,9 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
-from marketing_ml.features.project import DBT_PROJECT_DIR
+from marketing_ml.features import DBT_PROJECT_DIR
 
 FEATURE_MODEL = "client_features_daily"
 FEATURE_SCHEMA = "features"
@@ -100,6 +101,12 @@ def load_feature_catalog(project_dir: Path = DBT_PROJECT_DIR) -> list[Feature]:
             )
         )
     return features
+
+
+def catalog_frame(project_dir: Path = DBT_PROJECT_DIR) -> pd.DataFrame:
+    """The catalog as a table with fixed column types (it is stored in the warehouse)."""
+    frame = pd.DataFrame([vars(f) for f in load_feature_catalog(project_dir)])
+    return frame.astype({"version": "int64", "sql_hash": "string", "description": "string"})
 
 
 def get_feature(name: str, project_dir: Path = DBT_PROJECT_DIR) -> Feature:

@@ -16,7 +16,8 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from filelock import FileLock
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+from marketing_ml.features import DBT_PROJECT_DIR
+
 # Files whose changes change the manifest.
 _PROJECT_SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
 

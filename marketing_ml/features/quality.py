@@ -101,4 +101,6 @@ def feature_statistics(warehouse: WarehouseResource, numeric: list[str], categor
         else:
             entry |= {"distinct_values": int(row[f"{name}__distinct"])}
         stats.append(entry)
-    return pd.DataFrame(stats)
+    columns = {"name": "string", "non_null_share": "float64", "mean": "float64", "min": "float64",
+               "max": "float64", "distinct_values": "Int64"}
+    return pd.DataFrame(stats, columns=list(columns)).astype(columns)

@@ -28,7 +28,8 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
 from marketing_ml.features.catalog import FEATURE_MODEL, LOCK_FILE, load_feature_catalog, read_lock
-from marketing_ml.features.project import DBT_PROJECT_DIR, dbt_executable
+from marketing_ml.features import DBT_PROJECT_DIR
+from marketing_ml.features.project import dbt_executable
 from marketing_ml.resources.dbt import ENV_DUCKDB_PATH, WarehouseDbtCliResource
 
 DIALECT = "duckdb"
@@ -95,6 +96,7 @@ class _SqlDependencies:
         self.fragments: set[str] = set()
         self._columns: set[tuple[int, str]] = set()
         self._row_scopes: set[int] = set()
+        self._joins: set[tuple[int, str]] = set()
 
     def digest(self) -> str:
         return hashlib.sha256("\n".join(sorted(self.fragments)).encode()).hexdigest()[:16]
@@ -109,18 +111,19 @@ class _SqlDependencies:
         self.rows(scope)
 
     def rows(self, scope: Scope) -> None:
-        """The clauses deciding which rows `scope` yields. Rows flow in through FROM and inner joins; a
-        LEFT JOIN only adds columns, so its side counts only through the columns used."""
+        """The clauses deciding which rows `scope` yields, and the rows of the query blocks they come
+        from. A LEFT JOIN only attaches columns (on unique keys), so it counts for the columns taken
+        from it (see `_references`), not for the rows."""
         if id(scope) in self._row_scopes:
             return
         self._row_scopes.add(id(scope))
         for clause in _ROW_CLAUSES:
             value = scope.expression.args.get(clause)
             for node in value if isinstance(value, list) else [value] if value else []:
-                self._add(node)
-                self._references(scope, node)
                 if isinstance(node, exp.Join) and node.side == "LEFT":
                     continue
+                self._add(node)
+                self._references(scope, node)
                 for table in node.find_all(exp.Table):
                     source = scope.sources.get(table.alias_or_name)
                     if isinstance(source, Scope):
@@ -133,42 +136,63 @@ class _SqlDependencies:
                 self.column(source, column.name)
             elif source is not None:  # a warehouse table
                 self._add(source)
+            join = _left_join(scope, column.table)
+            if join is not None and (id(scope), column.table) not in self._joins:
+                self._joins.add((id(scope), column.table))
+                self._add(join)
+                self._references(scope, join.args["on"])
 
     def _add(self, node: exp.Expression) -> None:
         self.fragments.add(f"{type(node).__name__}: {node.sql(dialect=DIALECT, comments=False)}")
 
 
-def lock_problems(project_dir: Path = DBT_PROJECT_DIR, hashes: dict[str, str] | None = None) -> list[str]:
+def _left_join(scope: Scope, alias: str) -> exp.Join | None:
+    for join in scope.expression.args.get("joins") or []:
+        if join.side == "LEFT" and join.this.alias_or_name == alias:
+            return join
+    return None
+
+
+@dataclass(frozen=True)
+class LockProblem:
+    feature: str
+    unbumped: bool  # its SQL changed and its version did not: the one problem `lock` cannot fix
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.feature}: {self.message}"
+
+
+def lock_problems(project_dir: Path = DBT_PROJECT_DIR, hashes: dict[str, str] | None = None) -> list[LockProblem]:
     """What is out of date between the catalog, the current SQL and the lock, each with what to do."""
     hashes = hashes if hashes is not None else feature_sql_hashes(compile_feature_sql(project_dir))
     locked = read_lock(project_dir)
     catalog = load_feature_catalog(project_dir)
+    run_lock = "run `marketing-ml features lock` to record it"
     problems = []
     for feature in catalog:
         entry = locked.get(feature.name)
         current = hashes.get(feature.name)
         if current is None:
-            problems.append(f"{feature.name}: in the catalog but not a column of the feature model")
+            problems.append(LockProblem(feature.name, False, "in the catalog but not a column of the feature model"))
         elif entry is None:
-            problems.append(f"{feature.name}: new feature, not in the lock - run `marketing-ml features lock`")
+            problems.append(LockProblem(feature.name, False, f"new feature - {run_lock}"))
         elif entry["sql_hash"] != current and entry["version"] == feature.version:
-            problems.append(
-                f"{feature.name}: its SQL changed but its version is still {feature.version} - bump "
-                f"meta.feature.version in {FEATURE_MODEL}.yml, then run `marketing-ml features lock`"
-            )
+            problems.append(LockProblem(feature.name, True, (
+                f"its SQL changed but its version is still {feature.version} - bump meta.feature.version in "
+                f"{FEATURE_MODEL}.yml, then run `marketing-ml features lock`")))
         elif entry["sql_hash"] != current or entry["version"] != feature.version:
-            problems.append(f"{feature.name}: version bumped - run `marketing-ml features lock` to record it")
+            problems.append(LockProblem(feature.name, False, f"version bumped - {run_lock}"))
     names = {f.name for f in catalog}
-    problems += [f"{name}: in the lock but no longer a feature - run `marketing-ml features lock`"
-                 for name in locked if name not in names]
+    problems += [LockProblem(name, False, f"no longer a feature - {run_lock}") for name in locked if name not in names]
     return problems
 
 
-def write_lock(project_dir: Path = DBT_PROJECT_DIR) -> list[str]:
+def write_lock(project_dir: Path = DBT_PROJECT_DIR, hashes: dict[str, str] | None = None) -> list[LockProblem]:
     """Record the current versions and hashes. Refuses (returns the problems, writes nothing) while a
     feature's SQL changed without a version bump."""
-    hashes = feature_sql_hashes(compile_feature_sql(project_dir))
-    unbumped = [p for p in lock_problems(project_dir, hashes) if "bump" in p]
+    hashes = hashes if hashes is not None else feature_sql_hashes(compile_feature_sql(project_dir))
+    unbumped = [p for p in lock_problems(project_dir, hashes) if p.unbumped]
     if unbumped:
         return unbumped
     entries = {f.name: {"version": f.version, "sql_hash": hashes[f.name]} for f in load_feature_catalog(project_dir)}

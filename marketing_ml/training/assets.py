@@ -339,7 +339,7 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
         frames, lineage = load_training_frames(warehouse, task)
         options = FitOptions(seed=config.seed, threads=config.threads, log=context.log.info)
         context.log.info(f"{task}/{family.name}: {len(frames.train):,} train, {len(frames.validation):,} validation, "
-                         f"{len(frames.test):,} test rows, {len(frames.spec.columns)} features")
+                         f"{len(frames.test):,} test rows, {len(frames.spec.all)} features")
         began = dt.datetime.now()
         if task == NBA:
             trained = train_action_model(family, frames, options)
@@ -351,7 +351,7 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
                          f"{trained.metrics['oracle_auc']:.4f}) in {seconds:.1f}s; logging to MLflow")
         logged = log_trained_model(
             mlflow, trained, library=family.library,
-            params={**family.params, "seed": config.seed, "features": len(frames.spec.columns)},
+            params={**family.params, "seed": config.seed, "features": len(frames.spec.all)},
             tags={**lineage, "dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string()},
             input_example=frames.test,
         )

@@ -26,7 +26,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from xgboost import XGBClassifier
 
-from marketing_ml.training.preprocessing import FeatureSpec, FrameEncoder, importance_by_feature
+from marketing_ml.features.catalog import ModelInputs
+from marketing_ml.training.preprocessing import FrameEncoder, importance_by_feature
 
 EPS = 1e-6
 
@@ -106,9 +107,9 @@ class Family:
     library: str
     description: str
     params: dict[str, Any]
-    fit_fn: Callable[[dict[str, Any], FeatureSpec, Split, Split, FitOptions], BinaryModel]
+    fit_fn: Callable[[dict[str, Any], ModelInputs, Split, Split, FitOptions], BinaryModel]
 
-    def fit(self, spec: FeatureSpec, train: Split, validation: Split, options: FitOptions = FitOptions()) -> BinaryModel:
+    def fit(self, spec: ModelInputs, train: Split, validation: Split, options: FitOptions = FitOptions()) -> BinaryModel:
         began = time.perf_counter()
         model = self.fit_fn(self.params, spec, train, validation, options)
         model.fit_info["fit_seconds"] = round(time.perf_counter() - began, 3)
@@ -204,7 +205,7 @@ FAMILIES: dict[str, Family] = {
             "logreg",
             "sklearn",
             "Logistic regression on standardised, log-scaled numerics and one-hot categoricals (sklearn Pipeline).",
-            {"C": 1.0, "max_iter": 2000},
+            {"C": 0.1, "max_iter": 2000},
             _fit_logreg,
         ),
         Family(
@@ -342,16 +343,16 @@ class _torch_determinism:
         torch.set_num_threads(self.previous[1])
 
 
-def permutation_importance(model: BinaryModel, spec: FeatureSpec, rows: Split, seed: int, max_rows: int = 20_000) -> pd.Series:
+def permutation_importance(model: BinaryModel, spec: ModelInputs, rows: Split, seed: int, max_rows: int = 20_000) -> pd.Series:
     """Drop in AUC when one feature is shuffled (on up to `max_rows` validation rows), normalised to sum 1."""
     rng = np.random.default_rng(seed)
     take = rng.permutation(len(rows))[:max_rows]
     X, y = rows.X.iloc[take].reset_index(drop=True), rows.y[take]
     if len(np.unique(y)) < 2:
-        return pd.Series(0.0, index=list(spec.columns))
+        return pd.Series(0.0, index=list(spec.all))
     reference = roc_auc_score(y, model.predict_proba(X))
     drops = {}
-    for column in spec.columns:
+    for column in spec.all:
         shuffled = X.copy()
         shuffled[column] = X[column].to_numpy()[rng.permutation(len(X))]
         drops[column] = max(reference - roc_auc_score(y, model.predict_proba(shuffled)), 0.0)
