@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import DuckDBWarehouse
 from marketing_ml.serving.api import API_KEY_HEADER, FeatureField
 from marketing_ml.serving.online_features import ONLINE_TABLE, SOURCE_TABLE, build_online_features
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
 from marketing_ml.training.families import FAMILIES, FitOptions
-from marketing_ml.training.preprocessing import FeatureSpec
 from marketing_ml.training.registry import CHAMPION, log_trained_model, register
 from marketing_ml.training.tasks import (
     ACTION,
@@ -40,7 +40,7 @@ from marketing_ml.training.tasks import (
     train_outcome_model,
 )
 
-SPEC = FeatureSpec(
+SPEC = ModelInputs(
     numeric=("logins_30d", "calculator_use_30d", "balance_401k", "email_click_rate", "has_outside_assets"),
     categorical=("service_tier",),
 )

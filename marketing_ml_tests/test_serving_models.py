@@ -15,7 +15,7 @@ from marketing_ml_tests.serving_world import FAST, SPEC, labelled, feature_rows
 def splits():
     rng = np.random.default_rng(5)
     frames = [labelled(feature_rows(n, rng), -3.0, rng) for n in (3000, 1000, 200)]
-    return [Split(f[list(SPEC.columns)], f["label"].to_numpy()) for f in frames]
+    return [Split(f[list(SPEC.all)], f["label"].to_numpy()) for f in frames]
 
 
 @pytest.mark.parametrize("family", ["logreg", "xgboost", "random_forest", "torch_mlp"])
