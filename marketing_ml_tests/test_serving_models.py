@@ -39,3 +39,17 @@ def test_served_scores_and_reasons_are_the_models_own(family, splits):
         assert [r.feature for r in one.reasons[0]] == names
         assert [r.contribution for r in one.reasons[0]] == pytest.approx(
             [reasons[f"reason_{k}_contribution"].iloc[i] for k in range(1, len(names) + 1)], abs=1e-6)
+
+
+def test_boosters_reading_the_same_rows_share_one_dmatrix_and_keep_their_own_scores(splits):
+    train, validation, rows = splits
+    half = len(train) // 2
+    first = FAMILIES["xgboost"].fit(SPEC, train, validation, FAST)
+    second = FAMILIES["xgboost"].fit(SPEC, Split(train.X.iloc[half:], train.y[half:]), validation, FAST)
+    X = first.encode(rows.X)
+    np.testing.assert_array_equal(X, second.encode(rows.X))  # no missing values: same encoding
+    shared: dict = {}
+    for model in (first, second):
+        np.testing.assert_allclose(ServedModel(model).probability(X[:1], shared), model.predict_proba(rows.X.iloc[:1]),
+                                   atol=1e-6)
+    assert len(shared) == 1

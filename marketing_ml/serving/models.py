@@ -69,7 +69,9 @@ class ServedModel:
     a single expression of their fitted parameters, the expression runs directly:
 
     - logistic regression: sigmoid(X @ coef + intercept), sklearn's own formula;
-    - XGBoost: the booster's prediction, one thread (a thread team costs more than it saves on one row).
+    - XGBoost: the booster's prediction on a DMatrix, one thread (a thread team costs more than it saves
+      on one row); models whose input rows are the same (NBA's six response models usually are) share
+      one DMatrix, the costliest part of a one-row prediction.
 
     And for them the attribution is exact in log-odds (linear SHAP, TreeSHAP), so its margin *is* the score:
     one attribution call yields the probability and its reasons. Every other classifier goes through
@@ -94,12 +96,17 @@ class ServedModel:
         elif isinstance(classifier, RandomForestClassifier):
             classifier.set_params(n_jobs=1)
 
-    def probability(self, X: np.ndarray) -> np.ndarray:
+    def probability(self, X: np.ndarray, dmatrices: dict[bytes, xgb.DMatrix] | None = None) -> np.ndarray:
+        """P(label = 1) per row; `dmatrices` caches DMatrix objects by row content across models."""
         if self._linear is not None:
             coef, intercept = self._linear
             p = expit(X @ coef + intercept)
         elif self._booster is not None:
-            p = self._booster.inplace_predict(X, iteration_range=self._rounds).astype(np.float64)
+            dmatrices = {} if dmatrices is None else dmatrices
+            content = X.dtype.str.encode() + X.tobytes()
+            if content not in dmatrices:
+                dmatrices[content] = xgb.DMatrix(X, nthread=1)
+            p = self._booster.predict(dmatrices[content], iteration_range=self._rounds).astype(np.float64)
         else:
             return self.model.predict_proba_encoded(X)
         return self.model.calibration.apply(p) if self.model.calibration else p
@@ -194,7 +201,8 @@ class ChampionSet:
         served = self.served
         outcomes = {task: served[task].probability_and_reasons(encoded[task][rows]) for task in OUTCOME_TASKS}
         keys = [f"{NBA}/{a}" for a in self.actions]
-        scores = np.column_stack([served[k].probability(encoded[k][rows]) for k in keys])
+        dmatrices: dict[bytes, xgb.DMatrix] = {}
+        scores = np.column_stack([served[k].probability(encoded[k][rows], dmatrices) for k in keys])
         return ScoredRows(outcomes, ActionScores(scores, self.nba.recommend(scores)))
 
 
