@@ -2,8 +2,10 @@
 
     marketing-ml run                      every step except streaming, history up to yesterday
     marketing-ml run --step data          one step (repeat --step for several)
+    marketing-ml serve                    the real-time scoring API on 127.0.0.1:8000
     marketing-ml ui                       the Dagster UI on this data directory
     marketing-ml info                     where data lives and which world is simulated
+    marketing-ml features list            the feature catalog (also: describe NAME, lock)
     marketing-ml reset --yes              delete the data directory
 """
 
@@ -17,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from marketing_ml.features.cli import add_features_command
 from marketing_ml.settings import ENV_HOME, Settings, SettingsError, load_settings
 from marketing_ml.steps import STEP_NAMES, STEPS, Step, is_available
 
@@ -82,12 +85,22 @@ def _parser() -> argparse.ArgumentParser:
     stream_cmd.add_argument("--day", type=dt.date.fromisoformat, help="simulated day to stream (default: today)")
     stream_cmd.set_defaults(handler=_stream)
 
+    serve = sub.add_parser("serve", help="start the real-time scoring API (keys from MARKETING_ML_API_KEYS)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model-poll-seconds", type=float, default=10.0, help="how often to check the @champion aliases")
+    serve.add_argument("--feature-poll-seconds", type=float, default=2.0, help="how often to check the online features")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
+
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this data directory")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
 
     info = sub.add_parser("info", help="show where data lives and which simulated world it holds")
     info.set_defaults(handler=_info)
+
+    add_features_command(sub)
 
     reset = sub.add_parser("reset", help="delete the data directory (warehouse, runs, models)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -180,6 +193,14 @@ def _stream_burst(settings: Settings, day: dt.date) -> None:
 
     stats = stream(settings.simulation, settings.landing_dir, rate=100, duration=10, malformed_rate=0.01, first_day=day)
     print(f"  streamed {stats.events} records of {day} in {stats.files} files ({stats.malformed} malformed)", flush=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from marketing_ml.serving.server import serve
+
+    serve(load_settings(), args.host, args.port, args.log_level,
+          model_poll_seconds=args.model_poll_seconds, feature_poll_seconds=args.feature_poll_seconds)
+    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:

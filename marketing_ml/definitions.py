@@ -9,19 +9,31 @@ from __future__ import annotations
 import dagster as dg
 
 from marketing_ml.automation import daily_job, daily_schedule
+from marketing_ml.features.assets import build_feature_assets
 from marketing_ml.partitions import daily_partitions
 from marketing_ml.resources import build_resources
+from marketing_ml.serving.assets import online_client_features
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.assets import build_simulated_daily_activity, raw_clients, true_client_traits
 from marketing_ml.steps import step_jobs
 from marketing_ml.streaming.assets import build_landing_zone_sensor, build_streaming_ingestion
+from marketing_ml.training.assets import training_assets
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
     ingestion = build_streaming_ingestion(settings.landing_dir)
     assets = with_storage_kind(
-        [raw_clients, true_client_traits, build_simulated_daily_activity(partitions), ingestion], settings.warehouse
+        [
+            raw_clients,
+            true_client_traits,
+            build_simulated_daily_activity(partitions),
+            *build_feature_assets(partitions, settings.warehouse),
+            online_client_features,
+            *training_assets(),
+            ingestion,
+        ],
+        settings.warehouse,
     )
     groups = {spec.group_name for a in assets for spec in a.specs}
     daily = daily_job(assets, partitions)

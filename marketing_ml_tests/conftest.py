@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -49,6 +50,13 @@ def data_settings(tmp_path_factory) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="session")
+def features_settings(data_settings) -> Settings:
+    """The same data directory with the `features` step built for the whole test history."""
+    run_step(data_settings, "step_features")
+    return data_settings
+
+
 @pytest.fixture
 def warehouse(data_settings):
     conn = duckdb.connect(str(data_settings.duckdb_path), read_only=True)
@@ -58,7 +66,68 @@ def warehouse(data_settings):
 
 def copy_of(settings: Settings, data_dir: Path) -> Settings:
     """A private copy of a built data directory, for tests that write to the warehouse."""
-    import shutil
-
     shutil.copytree(settings.data_dir, data_dir)
     return Settings(data_dir=data_dir, warehouse=settings.warehouse, simulation=settings.simulation)
+
+
+@pytest.fixture(scope="session")
+def serving_world(tmp_path_factory):
+    """Registered champions (trained by the training core) and an online feature table, for the API tests."""
+    from marketing_ml_tests.serving_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("mm_serving"))
+
+
+@pytest.fixture
+def private_world(serving_world, tmp_path):
+    """A copy of the serving world a test may change (aliases, online rows)."""
+    from marketing_ml_tests.serving_world import copy_world
+
+    return copy_world(serving_world, tmp_path / "world")
+
+
+# ---- a trained world: models and champions on a simulated history (the models and registry steps) ----
+
+TRAINING_CLIENTS = 10_000
+TRAINING_DAYS = 120
+# windows that fit 120 days; churn is rarer, so its window is longer to collect positives
+TRAINING_CONFIG = {
+    "training_set_conversion": {"horizon_days": 21, "every_days": 4, "warmup_days": 30},
+    "training_set_churn": {"horizon_days": 42, "every_days": 4, "warmup_days": 14},
+    "training_set_nba": {"warmup_days": 30, "validation_days": 20, "test_days": 30},
+}
+
+
+def _run(settings: Settings, job: str, instance: dg.DagsterInstance, run_config: dict | None = None,
+         raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(settings)
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error
+    )
+
+
+def _ops(config: dict) -> dict:
+    return {"ops": {name: {"config": values} for name, values in config.items()}}
+
+
+@pytest.fixture(scope="session")
+def training_world(tmp_path_factory) -> Settings:
+    """A data directory with the data and features steps built for 10,000 clients x 120 days."""
+    config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS)
+    settings = Settings(tmp_path_factory.mktemp("mm_training_world"), "duckdb", config)
+    last = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
+    run_step(settings, "step_data", TEST_START, last)
+    run_step(settings, "step_features", TEST_START, last)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def trained(training_world, tmp_path_factory):
+    """(settings, instance) after the models and registry steps, on a copy of the training world."""
+    data_dir = tmp_path_factory.mktemp("mm_training")
+    shutil.copy(training_world.duckdb_path, data_dir / "warehouse.duckdb")
+    settings = Settings(data_dir, "duckdb", training_world.simulation)
+    instance = dg.DagsterInstance.ephemeral()
+    _run(settings, "step_models", instance, _ops(TRAINING_CONFIG))
+    _run(settings, "step_registry", instance)  # the default gate
+    return settings, instance

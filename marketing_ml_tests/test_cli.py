@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 
 import duckdb
 
+from marketing_ml.features.catalog import load_feature_catalog
 from marketing_ml_tests.conftest import TEST_CLIENTS, TEST_END, TEST_START
 
 
@@ -43,3 +45,21 @@ def test_help_documents_every_command():
     result = subprocess.run([sys.executable, "-m", "marketing_ml.cli", "run", "--help"], capture_output=True, text=True)
     for word in ("--step", "--no-streaming", "--clients", "--days", "data", "features", "models", "registry", "inference", "streaming"):
         assert word in result.stdout
+
+
+def test_data_and_features_steps_end_to_end(tmp_path):
+    home = tmp_path / "features"
+    end = TEST_START + dt.timedelta(days=29)
+    result = _cli(["run", "--step", "data", "--step", "features", "--clients", "500", "--end-date", end.isoformat()], home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "step data: ok" in result.stdout and "step features: ok" in result.stdout
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        days, first, last = conn.execute(
+            "select count(distinct as_of_date), min(as_of_date), max(as_of_date) from features.client_features_daily"
+        ).fetchone()
+        assert (days, first, last) == (30, TEST_START, end)
+        active = conn.execute(
+            "select count(*) from ground_truth.true_daily_hazards h join raw.raw_clients c using (client_id)"
+            " where c.enrollment_date < h.as_of_date").fetchone()[0]
+        assert conn.execute("select count(*) from features.client_features_daily").fetchone()[0] == active
+        assert conn.execute("select count(*) from features.feature_catalog").fetchone()[0] == len(load_feature_catalog())

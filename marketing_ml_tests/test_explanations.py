@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.scoring.explanations import attribute, raw_margin, top_reasons
 from marketing_ml.training.families import FAMILIES, FitOptions, Split
-from marketing_ml.training.preprocessing import FeatureSpec
 
-SPEC = FeatureSpec(numeric=("calculator_use_30d", "balance_401k", "noise"), categorical=("service_tier",))
+SPEC = ModelInputs(numeric=("calculator_use_30d", "balance_401k", "noise"), categorical=("service_tier",))
 
 
 def _rows(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:

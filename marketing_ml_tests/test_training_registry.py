@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.training.families import FAMILIES
 from marketing_ml.training.predictor import load_champion
-from marketing_ml.training.preprocessing import FeatureSpec
 from marketing_ml.training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -31,7 +31,7 @@ from marketing_ml.training.registry import (
 )
 from marketing_ml.training.tasks import OUTCOME_TASKS, TrainingFrames, gate_metrics, train_outcome_model
 
-SPEC = FeatureSpec(("visits", "clicks", "share", "flag"), ("tier",))
+SPEC = ModelInputs(("visits", "clicks", "share", "flag"), ("tier",))
 
 
 def _synthetic(n: int, split: str, rng: np.random.Generator) -> pd.DataFrame:
@@ -104,7 +104,7 @@ def test_registry_round_trip_with_aliases_and_a_pyfunc_from_a_plain_shell(store,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     names, probabilities = [json.loads(line.replace("'", '"')) for line in result.stdout.strip().splitlines()[-2:]]
-    assert names == list(SPEC.columns), "the model's inputs are the features only"
+    assert names == list(SPEC.all), "the model's inputs are the features only"
     assert probabilities == pytest.approx(expected["probability"].head(20).round(10).tolist(), abs=1e-9)
 
     # promoting the same candidates again keeps the versions (idempotent)
@@ -136,5 +136,10 @@ def test_gate_refuses_a_deliberately_bad_model_and_moves_no_alias(store, frames)
         assert alias_version(client, "conversion", CHALLENGER) is None
         assert len(MlflowClient(store.tracking_uri).search_model_versions("name = 'conversion'")) == 1
 
-    # a calibration bound no model can meet refuses even a good candidate
-    assert not _promote(store, frames, [good], max_calibration_error=0.0).promoted
+    # ranking well is not enough: positives oversampled 5x (what class weighting does) inflate every
+    # probability, and the calibration check refuses the model
+    positives = frames.train[frames.train["label"]]
+    oversampled = TrainingFrames(frames.spec, pd.concat([frames.train, *[positives] * 4]), frames.validation, frames.test)
+    _, inflated = _log(store, frames, "logreg", frames_to_fit=oversampled)
+    checks = {c.name: c.passed for c in _promote(store, frames, [inflated]).checks}
+    assert checks == {"auc_vs_oracle": True, "calibration": False, "not_worse_than_champion": True}

@@ -18,7 +18,7 @@ from marketing_ml.training.evaluation import (
     oracle_horizon_probability,
     policy_evaluation,
 )
-from marketing_ml.training.preprocessing import FeatureSpec, FrameEncoder
+from marketing_ml.training.preprocessing import FrameEncoder
 from marketing_ml.training.tasks import OUTCOME_TASKS
 
 D = dt.date
@@ -97,11 +97,12 @@ def test_a_history_too_short_is_refused_with_advice_unless_fitted():
 
 def test_touch_plan_slices_follow_each_other():
     plan = datasets.plan_touches(D(2025, 1, 1), D(2025, 12, 31), warmup_days=90, validation_days=28, test_days=56,
-                                 population_every_days=7, fit_to_history=False)
+                                 fit_to_history=False)
     (a, b), (c, d), (e, f) = plan.ranges["train"], plan.ranges["validation"], plan.ranges["test"]
     assert a == D(2025, 4, 1) and b + dt.timedelta(days=1) == c and d + dt.timedelta(days=1) == e
     assert f == D(2025, 12, 31) and (f - e).days + 1 == 56 and (d - c).days + 1 == 28
-    assert plan.population_dates[0] == e and all(e <= p <= f for p in plan.population_dates)
+    population = datasets.population_dates(e, f, 7)
+    assert population[0] == e and population[-1] <= f and len(population) == 8
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def _build(path, task: str, plan) -> pd.DataFrame:
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema if not exists training")
         conn.execute(datasets.outcome_training_set_sql(OUTCOME_TASKS[task], plan, "training.t",
-                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}))
+                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}, 0.0))
         rows = conn.execute("select * from training.t").fetchdf()
     for column in ("as_of_date", "label_end"):
         rows[column] = pd.to_datetime(rows[column]).dt.date
@@ -197,4 +198,30 @@ def test_encoder_one_hots_with_a_fixed_vocabulary_imputes_and_log_scales():
     assert out[0].tolist() == pytest.approx([np.log1p(3.0), 0.3, -1.0, 0.0, 0.0, 0.0])
     with pytest.raises(KeyError, match="share"):
         encoder.transform(row.drop(columns="share"))
-    assert FeatureSpec(("a",), ("b",)).columns == ("a", "b")
+
+
+def test_validation_clients_never_train(tmp_path):
+    path = tmp_path / "clients.duckdb"
+    dates = [D(2025, 2, 1), D(2025, 2, 8), D(2025, 2, 15), D(2025, 3, 15)]
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("create schema features; create schema raw; create schema ground_truth")
+        conn.execute("create table raw.raw_outcomes (client_id bigint, outcome_date date, outcome_type varchar)")
+        conn.execute("create table ground_truth.true_daily_hazards (client_id bigint, as_of_date date, "
+                     "p_conversion_daily float, p_churn_daily float)")
+        features = pd.DataFrame([(c, d, False) for c in range(1, 401) for d in dates],  # noqa: F841 - read by DuckDB
+                                columns=["client_id", "as_of_date", "is_converted"])
+        conn.execute("create table features.client_features_daily as select * from features")
+    plan = _plan({"train": dates[:2], "validation": [dates[2]], "test": [dates[3]]}, horizon=7)
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("create schema training")
+        conn.execute(datasets.outcome_training_set_sql(OUTCOME_TASKS["conversion"], plan, "training.t",
+                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}, 0.25))
+        rows = conn.execute("select client_id, as_of_date, split from training.t").fetchdf()
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
+    by_split = {s: set(g["client_id"]) for s, g in rows.groupby("split")}
+    assert not by_split["train"] & by_split["validation"]
+    assert 0.15 < len(by_split["validation"]) / 400 < 0.35
+    assert set(rows.loc[rows["split"] == "validation", "as_of_date"]) == {dates[2]}
+    assert len(by_split["test"]) == 400  # every client is scored out of time
+    # non-validation clients train on every earlier date, the validation date included
+    assert len(rows[rows["split"] == "train"]) == 3 * (400 - len(by_split["validation"]))

@@ -8,12 +8,14 @@ from typing import Any
 
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
+from marketing_ml.features.project import dbt_executable, feature_dbt_project
+from marketing_ml.resources.dbt import WarehouseDbtCliResource, dbt_profile_env
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.simulation import SimulationResource
 from marketing_ml.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from marketing_ml.settings import Settings
 
-__all__ = ["MLflowResource", "SimulationResource", "WarehouseResource", "build_resources"]
+__all__ = ["MLflowResource", "SimulationResource", "WarehouseDbtCliResource", "WarehouseResource", "build_resources"]
 
 
 def build_resources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -25,6 +27,12 @@ def build_resources(settings: Settings, env: Mapping[str, str] | None = None) ->
     resources: dict[str, Any] = {
         "simulation": SimulationResource.from_config(settings.simulation),
         "mlflow": MLflowResource(tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifact_root)),
+        # dbt runs the profile target named like the backend, against this data directory's warehouse
+        "dbt": WarehouseDbtCliResource(
+            project_dir=feature_dbt_project(settings.warehouse),
+            dbt_executable=dbt_executable(),
+            profile_env=dbt_profile_env(settings.warehouse, settings.duckdb_path),
+        ),
     }
     if settings.warehouse == "snowflake":
         from marketing_ml.resources.snowflake import snowflake_resources

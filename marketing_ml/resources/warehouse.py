@@ -26,6 +26,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         raise NotImplementedError
 
+    def read(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """A query for long-running readers outside Dagster runs (the real-time API): on a backend with a
+        writer lock it never takes that lock, so pipeline runs can write while the reader polls."""
+        return self.query(sql, params)
+
     def table_exists(self, schema: str, table: str) -> bool:
         raise NotImplementedError
 
@@ -60,6 +65,10 @@ class DuckDBWarehouse(WarehouseResource):
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         with self.connect() as conn:
             conn.execute(sql, params or [])
+
+    def read(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        with self.connect(read_only=True) as conn:
+            return conn.execute(sql, params or []).fetchdf()
 
     def append(self, frames: dict[str, pd.DataFrame]) -> None:
         # one transaction: a batch and its bookkeeping land together or not at all (exactly-once)

@@ -17,6 +17,7 @@ Calibration (Platt scaling) is monotone, so it changes no ranking of reasons and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from marketing_ml.training.families import BinaryModel, TorchMLPClassifier
 
 INTEGRATION_STEPS = 32
+IG_PASS_ROWS = 8192  # integration points per forward/backward pass
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,13 @@ class Attribution:
 
 def attribute(model: BinaryModel, frame: pd.DataFrame) -> Attribution:
     """Feature attributions of `model` for each row of `frame`."""
-    steps = model.pipeline.steps
-    classifier = steps[-1][1]
-    encoder = steps[0][1]
-    X = model.pipeline[:-1].transform(frame) if len(steps) > 1 else frame
+    return attribute_encoded(model, model.encode(frame))
+
+
+def attribute_encoded(model: BinaryModel, X: np.ndarray) -> Attribution:
+    """`attribute` for rows already passed through `model.encode` (the real-time API keeps rows encoded)."""
+    classifier = model.pipeline.steps[-1][1]
+    encoder = model.pipeline.steps[0][1]
     X = np.asarray(X, dtype=np.float32)
     if isinstance(classifier, xgb.XGBClassifier):
         columns, base, kind, method = _tree_shap(classifier, X)
@@ -74,7 +79,7 @@ def attribute(model: BinaryModel, frame: pd.DataFrame) -> Attribution:
 def raw_margin(model: BinaryModel, frame: pd.DataFrame) -> np.ndarray:
     """The family's own raw score, which an attribution adds up to (for checks and tests)."""
     classifier = model.pipeline.steps[-1][1]
-    X = np.asarray(model.pipeline[:-1].transform(frame), dtype=np.float32)
+    X = np.asarray(model.encode(frame), dtype=np.float32)
     if isinstance(classifier, RandomForestClassifier):
         return classifier.predict_proba(X)[:, 1]
     if isinstance(classifier, xgb.XGBClassifier):
@@ -86,8 +91,7 @@ def top_reasons(attribution: Attribution, k: int = 3) -> pd.DataFrame:
     """The `k` features that raised each row's score most: columns reason_1..k and their contributions.
 
     Only positive contributions count as reasons; a row with fewer gets empty strings."""
-    order = np.argsort(-attribution.contributions, axis=1, kind="stable")[:, :k]
-    values = np.take_along_axis(attribution.contributions, order, axis=1)
+    order, values = largest_contributions(attribution, k)
     names = np.asarray(attribution.features, dtype=object)[order]
     names = np.where(values > 0, names, "")
     out = {}
@@ -97,11 +101,26 @@ def top_reasons(attribution: Attribution, k: int = 3) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def largest_contributions(attribution: Attribution, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the indices (into `features`) and values of the `k` largest contributions, largest first."""
+    order = np.argsort(-attribution.contributions, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(attribution.contributions, order, axis=1)
+
+
 def _by_source_feature(sources: np.ndarray, columns: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
     """Sum model columns that come from one input feature (one-hot levels) into that feature."""
-    names, index = np.unique(sources, return_inverse=True)
-    summing = sp.csr_matrix((np.ones(len(index)), (np.arange(len(index)), index)), shape=(len(index), len(names)))
-    return tuple(names), np.asarray(columns @ summing)
+    names, summing = _source_summing(tuple(sources))
+    return names, columns @ summing
+
+
+@functools.lru_cache(maxsize=64)
+def _source_summing(sources: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The (model columns x features) 0/1 matrix that sums columns into their feature; built once per
+    encoder layout, because the real-time API attributes one row per request."""
+    names, index = np.unique(np.asarray(sources, dtype=object), return_inverse=True)
+    summing = np.zeros((len(index), len(names)))
+    summing[np.arange(len(index)), index] = 1.0
+    return tuple(names), summing
 
 
 def _tree_shap(classifier: xgb.XGBClassifier, X: np.ndarray):
@@ -134,14 +153,18 @@ def _forest_paths(forest: RandomForestClassifier, X: np.ndarray) -> tuple[np.nda
 
 
 def _integrated_gradients(network: TorchMLPClassifier, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Path integral of the log-odds gradient from the all-zero input (the training mean after scaling)."""
+    """Path integral of the log-odds gradient from the all-zero input (the training mean after scaling).
+
+    The integration points of several steps go through the network in one pass (up to IG_PASS_ROWS rows):
+    a one-row request then costs one forward and backward pass instead of INTEGRATION_STEPS of them."""
     net = network.network_
     x = torch.as_tensor(X, dtype=torch.float32)
     total = torch.zeros_like(x)
-    for alpha in (np.arange(INTEGRATION_STEPS) + 0.5) / INTEGRATION_STEPS:  # midpoint rule
-        point = (alpha * x).requires_grad_(True)
-        net(point).sum().backward()
-        total += point.grad
+    alphas = torch.as_tensor((np.arange(INTEGRATION_STEPS) + 0.5) / INTEGRATION_STEPS, dtype=torch.float32)
+    for chunk in alphas.split(max(1, IG_PASS_ROWS // max(len(x), 1))):  # midpoint rule
+        points = (chunk[:, None, None] * x[None]).reshape(-1, x.shape[1]).requires_grad_(True)
+        net(points).sum().backward()  # rows are independent: each point gets its own gradient
+        total += points.grad.reshape(len(chunk), *x.shape).sum(dim=0)
     with torch.inference_mode():
         base = float(net(torch.zeros(1, x.shape[1])).squeeze())
     return (x * total / INTEGRATION_STEPS).numpy().astype(np.float64), np.full(len(X), base)

@@ -43,7 +43,7 @@ REGISTRY_GROUP = "registry"
 POLICY_SET = "nba_policy_evaluation_set"
 GATE_CHECKS = {
     "auc_vs_oracle": "The best candidate's AUC is at least a set fraction of the oracle's AUC on the same test rows.",
-    "calibration": "The best candidate's expected calibration error is within the bound.",
+    "calibration": "The best candidate's expected calibration error is within a bound of the oracle's (sampling noise).",
     "not_worse_than_champion": "The best candidate is not worse than the current champion on the same test rows.",
 }
 
@@ -68,8 +68,10 @@ class OutcomeTrainingSetConfig(dg.Config):
     warmup_days: int = Field(default=90, description="Days of history before the first observation date, so the "
                              "longest feature window (90 days) is complete.")
     test_dates: int = Field(default=4, description="Latest observation dates held out as the out-of-time test slice.")
-    validation_dates: int = Field(default=2, description="Observation dates before the test gap used for early "
-                                  "stopping and calibration.")
+    validation_dates: int = Field(default=2, description="Latest observation dates before the test gap whose "
+                                  "held-out clients form the validation slice (early stopping, calibration).")
+    validation_share: float = Field(default=0.25, description="Share of clients held out of training for the "
+                                    "validation slice.")
     max_train_rows: int = Field(default=300_000, description="Uniform sample cap of the training slice.")
     max_validation_rows: int = Field(default=100_000, description="Uniform sample cap of the validation slice.")
     max_test_rows: int = Field(default=250_000, description="Uniform sample cap of the test slice.")
@@ -81,13 +83,16 @@ class TouchTrainingSetConfig(dg.Config):
     warmup_days: int = Field(default=90, description="Days of history before the first training touch.")
     validation_days: int = Field(default=28, description="Touch days before the test slice, for early stopping and calibration.")
     test_days: int = Field(default=56, description="Latest touch days held out as the out-of-time test slice.")
-    population_every_days: int = Field(default=7, description="Days between the test dates whose active clients "
-                                       "form the policy evaluation population.")
     max_train_rows: int = Field(default=300_000, description="Uniform sample cap of the training touches.")
     max_validation_rows: int = Field(default=100_000, description="Uniform sample cap of the validation touches.")
     max_test_rows: int = Field(default=200_000, description="Uniform sample cap of the test touches.")
-    max_population_rows: int = Field(default=100_000, description="Uniform sample cap of the policy population.")
     fit_to_history: bool = Field(default=True, description="Scale the windows down to fit a short history.")
+
+
+class PolicySetConfig(dg.Config):
+    every_days: int = Field(default=7, description="Days between the test dates whose active clients form the "
+                            "policy evaluation population.")
+    max_rows: int = Field(default=100_000, description="Uniform sample cap of the policy population.")
 
 
 class ModelConfig(dg.Config):
@@ -97,7 +102,8 @@ class ModelConfig(dg.Config):
 
 class GateConfig(dg.Config):
     min_auc_ratio_to_oracle: float = Field(default=0.9, description="AUC floor as a fraction of the oracle AUC.")
-    max_calibration_error: float = Field(default=0.02, description="Upper bound of the expected calibration error.")
+    max_calibration_error: float = Field(default=0.02, description="How far the expected calibration error may "
+                                         "exceed the oracle's on the same rows (its sampling noise).")
     champion_tolerance: float = Field(default=0.005, description="How much lower than the current champion's "
                                       "primary metric a candidate may score and still replace it.")
 
@@ -133,8 +139,7 @@ def _plan_metadata(plan: ObservationPlan | TouchPlan, summary: pd.DataFrame) -> 
         {"horizon_days": plan.horizon_days, "warmup_days": plan.warmup_days, "every_days": plan.every_days,
          "dates": {k: [d.isoformat() for d in v] for k, v in plan.dates.items()}}
         if isinstance(plan, ObservationPlan)
-        else {"ranges": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in plan.ranges.items()},
-              "population_dates": [d.isoformat() for d in plan.population_dates]}
+        else {"ranges": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in plan.ranges.items()}}
     )
     metadata: dict[str, object] = {
         "dagster/row_count": int(summary["rows"].sum()),
@@ -177,6 +182,7 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
         warehouse.execute(datasets.outcome_training_set_sql(
             task, plan, table,
             {"train": config.max_train_rows, "validation": config.max_validation_rows, "test": config.max_test_rows},
+            config.validation_share,
         ))
         summary = _split_summary(warehouse, table, "as_of_date")
         return dg.MaterializeResult(metadata=_plan_metadata(plan, summary) | {"horizon_days": plan.horizon_days})
@@ -198,7 +204,11 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
 )
 def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSetConfig,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
-    plan = _touch_plan(config, warehouse)
+    first, last = history_bounds(warehouse)
+    plan = datasets.plan_touches(
+        first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
+        test_days=config.test_days, fit_to_history=config.fit_to_history,
+    )
     for note in plan.notes:
         context.log.warning(note)
     table = _table("training_set_nba")
@@ -217,15 +227,6 @@ def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSet
     )
 
 
-def _touch_plan(config: TouchTrainingSetConfig, warehouse: WarehouseResource) -> TouchPlan:
-    first, last = history_bounds(warehouse)
-    return datasets.plan_touches(
-        first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
-        test_days=config.test_days, population_every_days=config.population_every_days,
-        fit_to_history=config.fit_to_history,
-    )
-
-
 @dg.asset(
     name=POLICY_SET,
     group_name=TRAINING_GROUP,
@@ -238,11 +239,17 @@ def _touch_plan(config: TouchTrainingSetConfig, warehouse: WarehouseResource) ->
         "(evaluation only), to value a policy against random assignment and the oracle."
     ),
 )
-def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: TouchTrainingSetConfig,
+def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: PolicySetConfig,
                               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    plan = _touch_plan(config, warehouse)
+    # the test period of the touches as built, so both tables always describe the same dates
+    test = warehouse.query(
+        f"select min(as_of_date) as first, max(as_of_date) as last from {_table('training_set_nba')} "
+        f"where {SPLIT} = 'test'"
+    ).iloc[0]
+    dates = datasets.population_dates(pd.Timestamp(test["first"]).date(), pd.Timestamp(test["last"]).date(),
+                                      config.every_days)
     table = _table(POLICY_SET)
-    warehouse.execute(datasets.policy_population_sql(plan, table, config.max_population_rows))
+    warehouse.execute(datasets.policy_population_sql(dates, table, config.max_rows))
     summary = warehouse.query(
         f"select as_of_date, count(*) as clients from {table} group by 1 order by 1"
     )
@@ -332,7 +339,7 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
         frames, lineage = load_training_frames(warehouse, task)
         options = FitOptions(seed=config.seed, threads=config.threads, log=context.log.info)
         context.log.info(f"{task}/{family.name}: {len(frames.train):,} train, {len(frames.validation):,} validation, "
-                         f"{len(frames.test):,} test rows, {len(frames.spec.columns)} features")
+                         f"{len(frames.test):,} test rows, {len(frames.spec.all)} features")
         began = dt.datetime.now()
         if task == NBA:
             trained = train_action_model(family, frames, options)
@@ -344,7 +351,7 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
                          f"{trained.metrics['oracle_auc']:.4f}) in {seconds:.1f}s; logging to MLflow")
         logged = log_trained_model(
             mlflow, trained, library=family.library,
-            params={**family.params, "seed": config.seed, "features": len(frames.spec.columns)},
+            params={**family.params, "seed": config.seed, "features": len(frames.spec.all)},
             tags={**lineage, "dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string()},
             input_example=frames.test,
         )

@@ -4,11 +4,14 @@ Conversion and churn (`outcome_training_set_sql`): observation dates D every `ev
 a client active at the start of D (a row of `features.client_features_daily` at as_of_date = D, so its
 features use only data strictly before D; for conversion also not converted before D), labelled 1 if the
 outcome happens in [D, D + horizon). Only dates whose label window ends inside the built history are used.
-The last `test_dates` dates are the test slice; the train and validation dates all have D + horizon <= the
-first test date, so no training label window reaches into the test period (out of time). Validation is
-the latest dates before that gap: early stopping and calibration are judged forward in time, never on
-test. Each row also carries `label_end` (the window's exclusive end) and `oracle_daily_hazard`, the
-simulator's true hazard at D: an evaluation column, never a model input.
+The last `test_dates` dates are the test slice; every other date has D + horizon <= the first test date,
+so no training label window reaches into the test period (out of time). The validation slice (early
+stopping, calibration) is a held-out share of CLIENTS on the latest `validation_dates` dates before that
+gap; the other clients' rows on every earlier date are the training slice. Client-disjoint because label
+windows of nearby dates overlap: the same future conversion would be a positive in both slices, and early
+stopping on it measured memorisation (seen here: XGBoost never stopped and lost AUC out of time).
+Each row also carries `label_end` (the window's exclusive end) and `oracle_daily_hazard`, the simulator's
+true hazard at D: an evaluation column, never a model input.
 
 Next best action (`touch_training_set_sql`): one row per logged random campaign touch with the features as
 of the touch date, the action and the observed response; split by touch date (train, then validation,
@@ -83,7 +86,6 @@ class TouchPlan:
     """Touch-date ranges (inclusive) per slice for the next best action."""
 
     ranges: dict[str, tuple[dt.date, dt.date]]
-    population_dates: tuple[dt.date, ...]
     notes: tuple[str, ...] = field(default=())
 
 
@@ -141,7 +143,7 @@ def plan_observations(history_start: dt.date, history_end: dt.date, *, horizon_d
 
 
 def plan_touches(history_start: dt.date, history_end: dt.date, *, warmup_days: int, validation_days: int,
-                 test_days: int, population_every_days: int, fit_to_history: bool) -> TouchPlan:
+                 test_days: int, fit_to_history: bool) -> TouchPlan:
     """Touch-date slices: [start + warm-up, ...) train, then validation, then the last `test_days` days.
 
     Training needs at least as many days as the test slice; with `fit_to_history` a shorter history
@@ -167,18 +169,20 @@ def plan_touches(history_start: dt.date, history_end: dt.date, *, warmup_days: i
     train_start = history_start + dt.timedelta(days=warmup_days)
     if validation_start <= train_start:
         raise PlanError(f"{days} days of history leave no training days for the next best action")
-    population = tuple(
-        test_start + dt.timedelta(days=i) for i in range(0, test_days, max(population_every_days, 1))
-    )
     return TouchPlan(
         {
             "train": (train_start, validation_start - dt.timedelta(days=1)),
             "validation": (validation_start, test_start - dt.timedelta(days=1)),
             "test": (test_start, history_end),
         },
-        population,
         notes,
     )
+
+
+def population_dates(test_first: dt.date, test_last: dt.date, every_days: int) -> tuple[dt.date, ...]:
+    """The dates, `every_days` apart, whose active clients form the policy evaluation population."""
+    span = (test_last - test_first).days
+    return tuple(test_first + dt.timedelta(days=i) for i in range(0, span + 1, max(every_days, 1)))
 
 
 def _date(d: dt.date) -> str:
@@ -197,20 +201,34 @@ def _sample_filter(max_rows: dict[str, int]) -> str:
     return f"sample_rank <= case {SPLIT} {cases} end"
 
 
-def outcome_training_set_sql(task: OutcomeTask, plan: ObservationPlan, table: str, max_rows: dict[str, int]) -> str:
+def holdout_clients_sql(share: float, column: str = "client_id") -> str:
+    """A deterministic, client-level predicate selecting `share` of all clients (the validation clients)."""
+    return f"abs(hash({column})) % 1000 < {round(share * 1000)}"
+
+
+def outcome_training_set_sql(task: OutcomeTask, plan: ObservationPlan, table: str, max_rows: dict[str, int],
+                             validation_share: float) -> str:
     """`create or replace table` of a conversion or churn training set (see the module docstring)."""
     unconverted = "and not f.is_converted" if task.unconverted_only else ""
+    holdout = holdout_clients_sql(validation_share, "f.client_id")
     return f"""
 create or replace table {table} as
-with observation({'as_of_date'}, {LABEL_END}, {SPLIT}) as (
+with observation({'as_of_date'}, {LABEL_END}, date_slice) as (
     select * from (values {_values(plan.rows())})
 ),
-rows as (
-    select f.*, o.{SPLIT}, o.{LABEL_END},
-        row_number() over (partition by o.{SPLIT} order by hash(f.client_id, f.as_of_date)) as sample_rank
+assigned as (
+    select f.*, o.{LABEL_END},
+        case when o.date_slice = 'test' then 'test'
+             when {holdout} then case when o.date_slice = 'validation' then 'validation' end
+             else 'train' end as {SPLIT}
     from {FEATURES_TABLE} f
     join observation o on f.as_of_date = o.as_of_date
     where true {unconverted}
+),
+rows as (
+    select *, row_number() over (partition by {SPLIT} order by hash(client_id, as_of_date)) as sample_rank
+    from assigned
+    where {SPLIT} is not null
 ),
 sampled as (
     select * from rows where {_sample_filter(max_rows)}
@@ -260,10 +278,10 @@ order by as_of_date, client_id
 """
 
 
-def policy_population_sql(plan: TouchPlan, table: str, max_rows: int) -> str:
+def policy_population_sql(dates: tuple[dt.date, ...], table: str, max_rows: int) -> str:
     """`create or replace table` of the policy evaluation rows: active clients on test dates + true probabilities."""
     truth = ", ".join(f"tr.p_response_{a} as {ORACLE_ACTION_PREFIX}{a}" for a in ACTION_NAMES)
-    dates = ", ".join(_date(d) for d in plan.population_dates)
+    listed = ", ".join(_date(d) for d in dates)
     return f"""
 create or replace table {table} as
 select * exclude (sample_rank) from (
@@ -271,7 +289,7 @@ select * exclude (sample_rank) from (
         row_number() over (order by hash(f.client_id, f.as_of_date)) as sample_rank
     from {FEATURES_TABLE} f
     join ground_truth.true_client_traits tr on tr.client_id = f.client_id
-    where f.as_of_date in ({dates})
+    where f.as_of_date in ({listed})
 )
 where sample_rank <= {int(max_rows)}
 order by as_of_date, client_id

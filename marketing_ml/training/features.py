@@ -1,21 +1,25 @@
-"""Which columns of a training set are model inputs: the catalogued features, split numeric / categorical."""
+"""Which columns of a training set are model inputs: the feature catalog's, split numeric / categorical."""
 
 from __future__ import annotations
 
 import pandas as pd
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from marketing_ml.features.catalog import ModelInputs, catalog_version, model_input_features
 from marketing_ml.training.datasets import NON_FEATURE_COLUMNS
-from marketing_ml.training.preprocessing import FeatureSpec
 
 
-def model_feature_spec(table: pd.DataFrame) -> FeatureSpec:
-    """Model inputs of a training set: every feature column, never keys, labels or ground truth."""
-    columns = [c for c in table.columns if c not in NON_FEATURE_COLUMNS]
-    numeric = tuple(c for c in columns if is_numeric_dtype(table[c]) or is_bool_dtype(table[c]))
-    categorical = tuple(c for c in columns if c not in numeric)
-    return FeatureSpec(numeric, categorical)
+def model_feature_spec(table: pd.DataFrame) -> ModelInputs:
+    """The catalogued model inputs (never keys, labels or ground truth); every one must be in `table`."""
+    inputs = model_input_features()
+    missing = [c for c in inputs.all if c not in table.columns]
+    if missing:
+        raise KeyError(f"the training set lacks catalogued features {', '.join(missing)}: rebuild it after the "
+                       "features step (marketing-ml run --step features --step models)")
+    allowed = set(table.columns) - NON_FEATURE_COLUMNS
+    return ModelInputs(
+        tuple(c for c in inputs.numeric if c in allowed), tuple(c for c in inputs.categorical if c in allowed)
+    )
 
 
 def feature_catalog_version() -> str:
-    return "unversioned"
+    return catalog_version()

@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
 from marketing_ml.training.families import BinaryModel
-from marketing_ml.training.preprocessing import FeatureSpec
+from marketing_ml.training.preprocessing import require_columns
 
 PROBABILITY_COLUMN = "probability"
 RECOMMENDED_ACTION_COLUMN = "recommended_action"
@@ -48,13 +49,13 @@ class OutcomePredictor:
 
     task: str
     family: str
-    spec: FeatureSpec
+    spec: ModelInputs
     model: BinaryModel
     horizon_days: int
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
-        return self.spec.columns
+        return self.spec.all
 
     @property
     def output_columns(self) -> tuple[str, ...]:
@@ -62,7 +63,7 @@ class OutcomePredictor:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities as a float64 array, one per row."""
-        self.spec.require(frame)
+        require_columns(frame, self.spec.all)
         return self.model.predict_proba(frame)
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -75,12 +76,12 @@ class ActionPredictor:
 
     task: str
     family: str
-    spec: FeatureSpec
+    spec: ModelInputs
     models: Mapping[str, BinaryModel]  # action -> response model, in ACTION_NAMES order
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
-        return self.spec.columns
+        return self.spec.all
 
     @property
     def output_columns(self) -> tuple[str, ...]:
@@ -92,7 +93,7 @@ class ActionPredictor:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """(rows, actions) response probabilities, columns in `actions` order."""
-        self.spec.require(frame)
+        require_columns(frame, self.spec.all)
         return np.column_stack([model.predict_proba(frame) for model in self.models.values()])
 
     def recommend(self, scores: np.ndarray) -> np.ndarray:

@@ -4,36 +4,24 @@ sklearn's `ColumnTransformer(OneHotEncoder, ...)` costs about 3 ms per call on a
 validation and per-transformer overhead); the real-time API has a 5 ms budget for three models. The
 `FrameEncoder` below does the same job (one-hot categoricals with a fixed vocabulary, numeric columns as
 floats, missing values imputed, optional log scaling) in plain numpy in ~0.2 ms, and is an sklearn
-transformer, so each family is still an ordinary sklearn `Pipeline`.
+transformer, so each family is still an ordinary sklearn `Pipeline`. Which columns are numeric and which
+categorical is the feature catalog's call (`marketing_ml.features.catalog.ModelInputs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
-    """The model-input columns of a task: numeric (incl. booleans) and categorical (strings)."""
-
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
-
-    def require(self, frame: pd.DataFrame) -> None:
-        """Fail with the missing column names rather than a bare KeyError deep inside a model."""
-        missing = [c for c in self.columns if c not in frame.columns]
-        if missing:
-            raise KeyError(f"input is missing {len(missing)} feature column(s): {', '.join(missing)}")
+def require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Fail with the missing column names rather than a bare KeyError deep inside a model."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"input is missing {len(missing)} feature column(s): {', '.join(missing)}")
 
 
 class FrameEncoder(TransformerMixin, BaseEstimator):
@@ -52,7 +40,7 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         self.log_scale = log_scale
 
     def fit(self, X: pd.DataFrame, y=None) -> FrameEncoder:
-        FeatureSpec(tuple(self.numeric), tuple(self.categorical)).require(X)
+        require_columns(X, [*self.numeric, *self.categorical])
         values = self._numeric_values(X)
         with np.errstate(all="ignore"):
             medians = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
@@ -73,7 +61,7 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "medians_")
-        FeatureSpec(tuple(self.numeric), tuple(self.categorical)).require(X)
+        require_columns(X, [*self.numeric, *self.categorical])
         values = self._numeric_values(X)
         values = np.where(np.isnan(values), self.medians_, values)
         if self.log_columns_.any():

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
 from marketing_ml.training.evaluation import (
     comparison_table,
@@ -29,7 +30,6 @@ from marketing_ml.training.evaluation import (
 from marketing_ml.training.families import BinaryModel, Family, FitOptions, Split
 from marketing_ml.training.plots import calibration_figure, lift_figure, policy_figure, roc_figure
 from marketing_ml.training.predictor import ActionPredictor, OutcomePredictor, Predictor
-from marketing_ml.training.preprocessing import FeatureSpec
 
 NBA = "nba"
 # columns a training set carries beside the features; never model inputs
@@ -74,14 +74,14 @@ class TrainingFrames:
     dates with the true response probability of every action (evaluation only).
     """
 
-    spec: FeatureSpec
+    spec: ModelInputs
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
     population: pd.DataFrame | None = None
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame, spec: FeatureSpec, population: pd.DataFrame | None = None) -> TrainingFrames:
+    def from_table(cls, table: pd.DataFrame, spec: ModelInputs, population: pd.DataFrame | None = None) -> TrainingFrames:
         parts = {name: table[table[SPLIT] == name].reset_index(drop=True) for name in SPLITS}
         return cls(spec, parts["train"], parts["validation"], parts["test"], population)
 
@@ -89,7 +89,7 @@ class TrainingFrames:
         rows = getattr(self, name)
         if action is not None:
             rows = rows[rows[ACTION] == action]
-        return Split(rows[list(self.spec.columns)], rows[LABEL].to_numpy())
+        return Split(rows[list(self.spec.all)], rows[LABEL].to_numpy())
 
 
 @dataclass

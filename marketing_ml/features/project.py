@@ -1,0 +1,64 @@
+"""The dbt project of the features and its manifest, prepared automatically.
+
+`dagster dev`, the CLI and the tests load the dbt assets from `dbt_project/target/manifest.json`. Nobody
+has to run `dbt parse` by hand: `prepared_manifest` parses the project whenever the manifest is missing,
+older than a file of the project, or was parsed for another warehouse (the manifest records the adapter).
+Several processes may load the definitions at once (`dagster dev` starts a few), so parsing is done under
+a file lock, once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+from filelock import FileLock
+
+from marketing_ml.features import DBT_PROJECT_DIR
+
+# Files whose changes change the manifest.
+_PROJECT_SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
+
+
+def dbt_executable() -> str:
+    """The `dbt` beside this interpreter, so a venv works without being activated."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else "dbt"
+
+
+def feature_dbt_project(target: str) -> DbtProject:
+    """The dbt project, run against the profile target named like the warehouse backend."""
+    return DbtProject(project_dir=DBT_PROJECT_DIR, target=target)
+
+
+def prepared_manifest(project: DbtProject) -> Path:
+    """The path of an up-to-date manifest, parsing the project first if needed."""
+    if _manifest_is_current(project):
+        return project.manifest_path
+    project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(project.manifest_path) + ".lock", timeout=300):
+        if not _manifest_is_current(project):  # another process may have parsed while we waited
+            parser = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+            parser.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return project.manifest_path
+
+
+def _manifest_is_current(project: DbtProject) -> bool:
+    manifest = project.manifest_path
+    if not manifest.exists():
+        return False
+    newest_source = max(
+        path.stat().st_mtime
+        for name in _PROJECT_SOURCES
+        for path in _files(project.project_dir / name)
+    )
+    if manifest.stat().st_mtime < newest_source:
+        return False
+    adapter = json.loads(manifest.read_text()).get("metadata", {}).get("adapter_type")
+    return adapter == (project.target or "duckdb")
+
+
+def _files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]

@@ -1,0 +1,54 @@
+"""dbt as a Dagster resource, bound to the data directory's warehouse.
+
+The dbt profile (dbt_project/profiles.yml) reads its connection settings from environment variables. One
+Python process can hold several data directories (the tests do), so the variables are not exported
+process-wide: `WarehouseDbtCliResource` sets them only while it starts a dbt command, for that command.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster_dbt import DbtCliInvocation, DbtCliResource
+from pydantic import Field
+
+ENV_DUCKDB_PATH = "MARKETING_ML_DUCKDB_PATH"
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore the previous values."""
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class WarehouseDbtCliResource(DbtCliResource):
+    """`DbtCliResource` whose dbt commands see `profile_env` (e.g. the DuckDB file of this data directory)."""
+
+    profile_env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables the dbt profile reads, for this warehouse."
+    )
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        # The dbt process (and dagster-dbt's in-process adapter) is created inside `cli`, so the
+        # variables only need to be present while it runs.
+        with environment(self.profile_env):
+            return super().cli(args, **kwargs)
+
+
+def dbt_profile_env(warehouse: str, duckdb_path: Path) -> dict[str, str]:
+    """What the profile's target needs from this process: the DuckDB file of the data directory. The
+    Snowflake target reads its credentials from the environment the user sets."""
+    return {ENV_DUCKDB_PATH: str(duckdb_path)} if warehouse == "duckdb" else {}
