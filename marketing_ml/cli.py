@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", type=int, help="clients to simulate (new data directory only; default 50,000)")
     run.add_argument("--days", type=int, help="days of history ending yesterday (new data directory only; default 365)")
     run.add_argument("--end-date", type=dt.date.fromisoformat, help="last day to build (default: yesterday)")
+    run.add_argument(
+        "--scoring-days", type=int, help="days the inference step scores and monitors, ending at --end-date (default 35)"
+    )
     run.set_defaults(handler=_run)
 
     stream_cmd = sub.add_parser("stream", help="stream today's simulated events into the landing zone as micro-batch files")
@@ -141,8 +144,10 @@ def _run(args: argparse.Namespace) -> int:
         job = defs.resolve_job_def(s.job_name)
         tags = {}
         if job.partitions_def is not None:
+            recent = args.scoring_days if s.name == "inference" and args.scoring_days else s.recent_days
+            first = max(start, end - dt.timedelta(days=recent - 1)) if recent else start
             tags = {
-                "dagster/asset_partition_range_start": start.isoformat(),
+                "dagster/asset_partition_range_start": first.isoformat(),
                 "dagster/asset_partition_range_end": end.isoformat(),
             }
         print(f"step {s.name}: {s.description} ...", flush=True)

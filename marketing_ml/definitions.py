@@ -10,8 +10,11 @@ import dagster as dg
 
 from marketing_ml.automation import daily_job, daily_schedule
 from marketing_ml.features.assets import build_feature_assets
+from marketing_ml.monitoring.assets import build_monitoring_assets
+from marketing_ml.monitoring.sensors import build_retraining_sensor, retrain_job
 from marketing_ml.partitions import daily_partitions
 from marketing_ml.resources import build_resources
+from marketing_ml.scoring.assets import build_scoring_assets
 from marketing_ml.serving.assets import online_client_features
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.assets import build_simulated_daily_activity, raw_clients, true_client_traits
@@ -31,6 +34,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *build_feature_assets(partitions, settings.warehouse),
             online_client_features,
             *training_assets(),
+            *build_scoring_assets(partitions),
+            *build_monitoring_assets(partitions),
             ingestion,
         ],
         settings.warehouse,
@@ -39,9 +44,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     daily = daily_job(assets, partitions)
     return dg.Definitions(
         assets=assets,
-        jobs=[*step_jobs(groups), daily],
+        jobs=[*step_jobs(groups), daily, retrain_job()],
         schedules=[daily_schedule(daily)],
-        sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion)],
+        sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion), build_retraining_sensor()],
         resources=build_resources(settings),
         # DuckDB has a single writer: steps of a run take turns in one process instead of fighting
         # over the file lock from several. Snowflake takes concurrent writers.

@@ -17,6 +17,8 @@ class Step:
     groups: tuple[str, ...]
     description: str
     issue: str  # where the work that fills this step is tracked, for steps not built yet
+    # daily steps that need only the latest days build [end - recent_days + 1, end] instead of the history
+    recent_days: int | None = None
 
     @property
     def job_name(self) -> str:
@@ -28,7 +30,8 @@ STEPS: tuple[Step, ...] = (
     Step("features", ("features",), "build point-in-time feature snapshots with dbt", "#3"),
     Step("models", ("training",), "train conversion, churn and next-best-action models", "#4"),
     Step("registry", ("registry",), "promote champions in the MLflow registry", "#4"),
-    Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", "#5, #7"),
+    # 35 days: a month of daily scores, and conversion predictions old enough (30 days) to meet their outcomes
+    Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", "#5, #7", recent_days=35),
     Step("streaming", ("streaming",), "stream a burst of events and ingest them exactly once", "#7"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)

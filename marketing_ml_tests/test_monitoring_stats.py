@@ -32,7 +32,7 @@ def test_column_drift_reports_each_column_with_its_kind():
     rng = np.random.default_rng(2)
     reference = pd.DataFrame({"x": rng.normal(size=1000), "c": rng.choice(["a", "b"], 1000)})
     current = pd.DataFrame({"x": rng.normal(2, 1, 1000), "c": rng.choice(["a", "b"], 1000)})
-    drift = {d.column: d for d in column_drift(reference, current, ["x", "c"])}
+    drift = {d.feature: d for d in column_drift(reference, current, ["x", "c"])}
     assert drift["x"].kind == "numeric" and drift["x"].psi > 1 and drift["x"].current_mean > 1.5
     assert drift["c"].kind == "categorical" and drift["c"].ks is None and drift["c"].psi < 0.05
 

@@ -133,8 +133,8 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list:
                 horizon = task.default_horizon_days
                 matured = warehouse.query(matured_rows_sql(name, task.outcome_type, horizon, task.hazard_column), [day, day])
                 if matured.empty:
+                    # a row that says so: "nothing matured yet" is a monitoring fact, not a missing table
                     context.log.info(f"{day} {name}: no predictions from {day - dt.timedelta(days=horizon)} to evaluate yet")
-                    continue
                 p_oracle = oracle_horizon_probability(matured["oracle_daily_hazard"].fillna(0), horizon)
                 metrics = realized_metrics(matured["p_model"].to_numpy(), p_oracle, matured["label"].to_numpy())
                 rows.append({"as_of_date": day, "task": name, "prediction_date": day - dt.timedelta(days=horizon),

@@ -20,7 +20,7 @@ SHARE_FLOOR = 1e-4
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    column: str
+    feature: str
     kind: str  # "numeric" or "categorical"
     psi: float
     ks: float | None  # numeric columns only

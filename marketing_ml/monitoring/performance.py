@@ -15,17 +15,21 @@ from marketing_ml.training.evaluation import binary_metrics, decile_lift
 def realized_metrics(p_model: np.ndarray, p_oracle: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Metrics of matured predictions, with the oracle's AUC on the same rows."""
     y = np.asarray(y, dtype=np.int8)
+    if len(y) == 0:
+        nothing = float("nan")
+        return {"rows": 0.0, "positives": 0.0, "observed_rate": nothing, "mean_prediction": nothing, "auc": nothing,
+                "calibration_error": nothing, "brier": nothing, "top_decile_lift": nothing, "oracle_auc": nothing}
     model = binary_metrics(y, p_model)
     lift = decile_lift(y, p_model)
     return {
         "rows": float(len(y)),
         "positives": float(y.sum()),
-        "observed_rate": float(y.mean()) if len(y) else float("nan"),
-        "mean_prediction": float(np.mean(p_model)) if len(y) else float("nan"),
+        "observed_rate": float(y.mean()),
+        "mean_prediction": float(np.mean(p_model)),
         "auc": model["auc"],
         "calibration_error": model["calibration_error"],
         "brier": model["brier"],
-        "top_decile_lift": float(lift["lift"].iloc[0]) if len(lift) else float("nan"),
+        "top_decile_lift": float(lift["lift"].iloc[0]),
         "oracle_auc": binary_metrics(y, p_oracle)["auc"],
     }
 

@@ -13,7 +13,7 @@ RETRAIN_JOB = "retrain_job"
 ALERTS = dg.AssetKey("alerts")
 
 
-def retrain_job() -> dg.UnresolvedAssetJobDefinition:
+def retrain_job():
     return dg.define_asset_job(
         RETRAIN_JOB,
         selection=dg.AssetSelection.groups("training", "registry"),

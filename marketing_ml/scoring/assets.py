@@ -117,10 +117,11 @@ def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsD
     def prediction_explanations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource) -> pd.DataFrame:
         champions = _champions(mlflow)
         explained = pd.concat([explain_clients(_features_of(warehouse, day), champions) for day in _days(context)], ignore_index=True)
-        top = (
-            pd.concat([explained["conversion_reason_1"], explained["churn_reason_1"]], keys=["conversion", "churn"])
-            .rename("feature").reset_index(level=0, names="task").value_counts().rename("clients").reset_index().head(12)
-        )
+        top = pd.concat(
+            [explained[f"{task}_reason_1"].value_counts().rename("clients").rename_axis("feature").reset_index().assign(task=task)
+             for task in ("conversion", "churn")],
+            ignore_index=True,
+        ).sort_values("clients", ascending=False).head(12)
         context.add_output_metadata({"most frequent top reason": dg.MetadataValue.md(markdown_table(top)), "preview": preview(explained)})
         return explained
 

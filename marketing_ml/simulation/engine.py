@@ -263,7 +263,8 @@ class _BlockSimulator:
         """Advance one day; return that day's rows per table when `emit`."""
         cfg, block, pop, state = self.config, self.block, self.pop, self.state
         n = len(pop)
-        active = state.alive & (day >= state.enrolled_from)
+        # a client joins during its enrolment day: active from the next day, as "as of the start of D" reads
+        active = state.alive & (day > state.enrolled_from)
         in_history = day >= 0
         dnum = day_number(cfg.date_of(day))
         if in_history:

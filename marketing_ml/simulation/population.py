@@ -59,7 +59,7 @@ class Population:
     employer_id: np.ndarray
     industry_idx: np.ndarray
     tenure_years: np.ndarray
-    enrollment_day: np.ndarray  # relative to the start date; clients are inactive before it
+    enrollment_day: np.ndarray  # relative to the start date; clients are active from the day after it
     risk_idx: np.ndarray
     outside_assets: np.ndarray
     home_owner: np.ndarray
