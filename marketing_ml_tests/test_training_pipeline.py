@@ -2,8 +2,9 @@
 
 The shared 2,000-client, 60-day world has a few dozen conversions and churns: too few to tell a model
 from noise. These tests build their own world once per session (10,000 clients, 120 days, the data and
-features steps), train the twelve models and promote champions on a copy of it, and read what that
-produced: warehouse tables, asset metadata and check results, the MLflow store.
+features steps), run `marketing-ml run --step models --step registry` on a copy of it as a user would
+(default windows and gate), and read what that produced: warehouse tables, asset metadata and check
+results in the data directory's Dagster instance, the MLflow store.
 """
 
 from __future__ import annotations
@@ -21,36 +22,19 @@ import pytest
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.resources.mlflow_tracking import MLflowResource
-from marketing_ml.settings import Settings
+from marketing_ml.resources.warehouse import DuckDBWarehouse
+from marketing_ml.settings import Settings, load_settings
+from marketing_ml.simulation.config import SimulationConfig
 from marketing_ml.training.assets import load_training_frames, model_key
 from marketing_ml.training.families import FAMILIES
 from marketing_ml.training.predictor import load_champion
 from marketing_ml.training.registry import CHAMPION, alias_version, log_trained_model
 from marketing_ml.training.tasks import NBA, OUTCOME_TASKS, TASK_NAMES, TrainingFrames, train_outcome_model
-from marketing_ml.resources.warehouse import DuckDBWarehouse
-from marketing_ml.simulation.config import SimulationConfig
 from marketing_ml_tests.conftest import TEST_START, run_step
 
 TRAINING_CLIENTS = 10_000
 TRAINING_DAYS = 120
-# windows that fit 120 days; churn is rarer, so its window is longer to collect positives
-TRAINING_CONFIG = {
-    "training_set_conversion": {"horizon_days": 21, "every_days": 4, "warmup_days": 30},
-    "training_set_churn": {"horizon_days": 42, "every_days": 4, "warmup_days": 14},
-    "training_set_nba": {"warmup_days": 30, "validation_days": 20, "test_days": 30},
-}
-
-
-def _run(settings: Settings, job: str, instance: dg.DagsterInstance, run_config: dict | None = None,
-         raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(settings)
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error
-    )
-
-
-def _ops(config: dict) -> dict:
-    return {"ops": {name: {"config": values} for name, values in config.items()}}
+TRAINING_END = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
 
 
 @pytest.fixture(scope="session")
@@ -58,22 +42,28 @@ def training_world(tmp_path_factory) -> Settings:
     """A data directory with the data and features steps built for 10,000 clients x 120 days."""
     config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS)
     settings = Settings(tmp_path_factory.mktemp("mm_training_world"), "duckdb", config)
-    last = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
-    run_step(settings, "step_data", TEST_START, last)
-    run_step(settings, "step_features", TEST_START, last)
+    run_step(settings, "step_data", TEST_START, TRAINING_END)
+    run_step(settings, "step_features", TEST_START, TRAINING_END)
     return settings
 
 
 @pytest.fixture(scope="session")
 def trained(training_world, tmp_path_factory):
-    """(settings, instance) after the models and registry steps, on a copy of the training world."""
-    data_dir = tmp_path_factory.mktemp("mm_training")
-    shutil.copy(training_world.duckdb_path, data_dir / "warehouse.duckdb")
-    settings = Settings(data_dir, "duckdb", training_world.simulation)
-    instance = dg.DagsterInstance.ephemeral()
-    _run(settings, "step_models", instance, _ops(TRAINING_CONFIG))
-    _run(settings, "step_registry", instance)  # the default gate
-    return settings, instance
+    """`marketing-ml run --step models --step registry` on a copy of the training world, as a user runs it
+    (default windows, fitted to the 120-day history, and the default gate): (settings, instance, stdout)."""
+    home = tmp_path_factory.mktemp("mm_training")
+    shutil.copy(training_world.duckdb_path, home / "warehouse.duckdb")
+    sim = training_world.simulation
+    env = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": sim.start_date.isoformat(),
+           "MARKETING_ML_CLIENTS": str(sim.n_clients)}
+    result = subprocess.run(
+        [sys.executable, "-m", "marketing_ml.cli", "run", "--step", "models", "--step", "registry",
+         "--end-date", TRAINING_END.isoformat()],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    settings = load_settings(environ={"MARKETING_ML_HOME": str(home)})
+    return settings, dg.DagsterInstance.from_config(str(settings.dagster_home)), result.stdout
 
 
 def _metadata(instance: dg.DagsterInstance, key: str) -> dict:
@@ -86,7 +76,7 @@ def _mlflow(settings: Settings) -> MLflowResource:
 
 
 def test_training_rows_are_point_in_time(trained):
-    settings, _ = trained
+    settings, _, _ = trained
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         for task, outcome in (("conversion", "conversion"), ("churn", "churn")):
             table = f"training.training_set_{task}"
@@ -121,7 +111,7 @@ def test_training_rows_are_point_in_time(trained):
 
 
 def test_no_model_reads_ground_truth(trained):
-    settings, _ = trained
+    settings, _, _ = trained
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         truth = {c for t in ("true_daily_hazards", "true_client_traits")
                  for c in conn.execute(f"select * from ground_truth.{t} limit 0").fetchdf().columns} - {"client_id", "as_of_date"}
@@ -135,7 +125,7 @@ def test_no_model_reads_ground_truth(trained):
 
 
 def test_every_family_beats_the_trivial_baseline_out_of_time(trained):
-    _, instance = trained
+    _, instance, _ = trained
     for task in TASK_NAMES:
         for family in FAMILIES:
             m = _metadata(instance, f"{task}_{family}")
@@ -151,7 +141,7 @@ def test_every_family_beats_the_trivial_baseline_out_of_time(trained):
 
 
 def test_registry_promotes_the_best_family_and_records_passed_checks(trained):
-    settings, instance = trained
+    settings, instance, _ = trained
     for task in TASK_NAMES:
         m = _metadata(instance, f"{task}_champion")
         assert m["champion_version"] != "none" and m["challenger_version"] != "none"
@@ -165,7 +155,7 @@ def test_registry_promotes_the_best_family_and_records_passed_checks(trained):
 
 
 def test_the_champion_scores_feature_rows_through_the_documented_contract(trained):
-    settings, _ = trained
+    settings, _, _ = trained
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         rows = conn.execute("select * from features.client_features_daily where as_of_date = "
                             "(select max(as_of_date) from features.client_features_daily) limit 50").fetchdf()
@@ -180,14 +170,24 @@ def test_the_champion_scores_feature_rows_through_the_documented_contract(traine
             assert list(out.columns) == ["probability"] and out["probability"].between(0, 1).all()
 
 
-def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path):
-    settings, instance = trained
+def test_the_cli_ran_both_steps_through_dagster(trained):
+    settings, instance, stdout = trained
+    assert "step models: ok" in stdout and "step registry: ok" in stdout
+    runs = instance.get_runs()
+    assert {r.job_name for r in runs} >= {"step_models", "step_registry"}
+    assert all(r.is_success for r in runs)
+
+
+def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained):
+    # last in this module: it records a refused gate on churn_champion in the shared instance
+    settings, instance, _ = trained
     store = _mlflow(settings)
     frames, _ = load_training_frames(DuckDBWarehouse(path=str(settings.duckdb_path)), "churn")
     rng = np.random.default_rng(1)
     shuffled = TrainingFrames(frames.spec, frames.train.assign(label=rng.permutation(frames.train["label"].to_numpy())),
                               frames.validation, frames.test)
-    bad = train_outcome_model(OUTCOME_TASKS["churn"], FAMILIES["logreg"], shuffled, 42)
+    horizon = int((frames.test["label_end"] - frames.test["as_of_date"]).dt.days.iloc[0])
+    bad = train_outcome_model(OUTCOME_TASKS["churn"], FAMILIES["logreg"], shuffled, horizon)
     logged = log_trained_model(store, bad, library="sklearn", params={}, tags={"purpose": "gate test"},
                                input_example=frames.test)
     # the bad model becomes the latest materialization of every churn family
@@ -204,23 +204,3 @@ def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path)
     assert evaluations["auc_vs_oracle"] is False and evaluations["not_worse_than_champion"] is False
     with store.client() as client:
         assert alias_version(client, "churn", CHAMPION).version == before
-
-
-def test_cli_runs_the_models_and_registry_steps(training_world, tmp_path):
-    home = tmp_path / "cli"
-    home.mkdir()
-    shutil.copy(training_world.duckdb_path, home / "warehouse.duckdb")
-    sim = training_world.simulation
-    env = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": sim.start_date.isoformat(),
-           "MARKETING_ML_CLIENTS": str(sim.n_clients)}
-    end = sim.start_date + dt.timedelta(days=TRAINING_DAYS - 1)
-    result = subprocess.run(
-        [sys.executable, "-m", "marketing_ml.cli", "run", "--step", "models", "--step", "registry",
-         "--end-date", end.isoformat()],
-        env=env, capture_output=True, text=True, timeout=1200,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "step models: ok" in result.stdout and "step registry: ok" in result.stdout
-    for task in TASK_NAMES:
-        assert load_champion(task, f"sqlite:///{home / 'mlflow.db'}").version
-

@@ -298,7 +298,7 @@ def model_metadata(trained: TrainedModel, seconds: float, run_id: str, model_uri
     """What the UI shows for a trained model: its metrics beside the oracle's and the baseline's, plots."""
     headline = ("auc", "oracle_auc", "baseline_auc", "auc_ratio_to_oracle", "pr_auc", "log_loss", "brier",
                 "accuracy", "calibration_error", "oracle_calibration_error", "policy_value", "policy_value_random",
-                "policy_value_oracle", "captured_lift", "policy_accuracy")
+                "policy_value_baseline", "policy_value_oracle", "captured_lift", "policy_accuracy")
     plots = "\n\n".join(figure_markdown(fig, name) for name, fig in trained.figures.items())
     comparison = trained.comparison.reset_index(names="metric")
     extra = "\n\n".join(f"**{name.replace('_', ' ')}**\n\n{markdown_table(t)}" for name, t in trained.tables.items())
