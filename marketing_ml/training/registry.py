@@ -26,6 +26,7 @@ import importlib.metadata
 import math
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,11 +150,16 @@ def log_trained_model(
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "predictor.joblib"
                 joblib.dump(predictor, path)
+                with warnings.catch_warnings():
+                    # MLflow warns that integer columns cannot hold missing values; feature counts are
+                    # never NULL (the features' contract), so the integer schema is exact, not a risk
+                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                    signature = infer_signature(example, predictor.predict_frame(example))
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(PYFUNC_ENTRY),
                     artifacts={PREDICTOR_ARTIFACT: str(path)},
-                    signature=infer_signature(example, predictor.predict_frame(example)),
+                    signature=signature,
                     input_example=example,
                     pip_requirements=pip_requirements(library),
                     tags=run_tags,
