@@ -101,7 +101,7 @@ class ModelConfig(dg.Config):
 
 
 class GateConfig(dg.Config):
-    min_auc_ratio_to_oracle: float = Field(default=0.9, description="AUC floor as a fraction of the oracle AUC.")
+    min_auc_ratio_to_oracle: float = Field(default=0.85, description="AUC floor as a fraction of the oracle AUC.")
     max_calibration_error: float = Field(default=0.02, description="How far the expected calibration error may "
                                          "exceed the oracle's on the same rows (its sampling noise).")
     champion_tolerance: float = Field(default=0.005, description="How much lower than the current champion's "

