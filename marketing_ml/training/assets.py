@@ -264,8 +264,12 @@ def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: PolicyS
 def load_training_frames(warehouse: WarehouseResource, task: str, splits: tuple[str, ...] | None = None) -> tuple[TrainingFrames, dict[str, str]]:
     """The task's training set (optionally only some slices) as frames, and its lineage for MLflow tags."""
     where = f" where {SPLIT} in ({', '.join(repr(s) for s in splits)})" if splits else ""
-    table = warehouse.query(f"select * from {_table(f'training_set_{task}')}{where}")
-    population = warehouse.query(f"select * from {_table(POLICY_SET)}") if task == NBA else None
+    # a stable row order: bootstrap samples, subsampling and batch order follow it, so results repeat
+    order = " order by as_of_date, client_id" + (", touch_id" if task == NBA else "")
+    table = warehouse.query(f"select * from {_table(f'training_set_{task}')}{where}{order}")
+    population = (
+        warehouse.query(f"select * from {_table(POLICY_SET)} order by as_of_date, client_id") if task == NBA else None
+    )
     if task != NBA:
         horizon = (pd.to_datetime(table[datasets.LABEL_END]) - pd.to_datetime(table["as_of_date"])).dt.days
         table[ORACLE] = oracle_horizon_probability(table[datasets.ORACLE_HAZARD], horizon.to_numpy())
