@@ -14,6 +14,9 @@
 {%- set touch_lookback = var('touch_lookback_days') %}
 {%- set channels = var('channels') %}
 {%- set self_service = ['web', 'mobile_app', 'email'] %}
+{%- set counted = ['events'] %}
+{%- for channel in channels %}{% do counted.append(channel ~ '_events') %}{% endfor %}
+{%- for event_type in var('event_types') %}{% do counted.append(event_type) %}{% endfor %}
 
 with engagement as (
     select
@@ -59,17 +62,9 @@ vectors as (
         {{ days_between('engagement.enrollment_date', 'engagement.as_of_date') }} as days_since_enrollment,
 
         -- engagement: counts over the 7, 30 and 90 days before the as-of date
+        {%- for measure in counted %}
         {%- for days in windows %}
-        engagement.events_{{ days }}d,
-        {%- endfor %}
-        {%- for channel in channels %}
-        {%- for days in windows %}
-        engagement.{{ channel }}_events_{{ days }}d,
-        {%- endfor %}
-        {%- endfor %}
-        {%- for event_type in var('event_types') %}
-        {%- for days in windows %}
-        engagement.{{ event_type }}_{{ days }}d,
+        cast(engagement.{{ measure }}_{{ days }}d as bigint) as {{ measure }}_{{ days }}d,
         {%- endfor %}
         {%- endfor %}
         -- no send log exists, so opens are measured against time: the share of days with an open
@@ -102,9 +97,9 @@ vectors as (
             as mobile_share_{{ lookback }}d,
         {{ ratio('engagement.' ~ (self_service | join('_events_' ~ lookback ~ 'd + engagement.')) ~ '_events_' ~ lookback ~ 'd',
                  'engagement.events_' ~ lookback ~ 'd') }} as self_service_share_{{ lookback }}d,
-        engagement.calculator_use_{{ lookback }}d
+        cast(engagement.calculator_use_{{ lookback }}d
             + engagement.webinar_attendance_{{ lookback }}d
-            + engagement.document_download_{{ lookback }}d as education_events_{{ lookback }}d,
+            + engagement.document_download_{{ lookback }}d as bigint) as education_events_{{ lookback }}d,
         cast(coalesce(touches.touches, 0) as bigint) as touches_{{ touch_lookback }}d,
         cast(coalesce(touches.touch_responses, 0) as bigint) as touch_responses_{{ touch_lookback }}d,
         {{ ratio('coalesce(touches.touch_responses, 0)', 'coalesce(touches.touches, 0)') }}
