@@ -87,6 +87,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.data_dir, args.clients, args.days)))
         return
+    load = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="mm_bench_features_") as scratch:
         data_dir = args.data_dir or Path(scratch)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,7 +103,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "benchmark": "features",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        # other work on the machine slows every number here; the load says how busy it was
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_1m_at_start": load},
         "measured_on": dt.date.today().isoformat(),
         "clients": args.clients,
         "days": args.days,
