@@ -21,7 +21,7 @@ EARLY = LAST - dt.timedelta(days=30)  # conversion predictions of EARLY mature o
 @pytest.fixture(scope="module")
 def scored(trained, tmp_path_factory):
     """The inference step for two days a month apart, and the last day run again."""
-    settings, _ = trained
+    settings = trained[0]
     settings = copy_of(settings, tmp_path_factory.mktemp("mm_scored") / "world")
     instance = dg.DagsterInstance.ephemeral()
     run_step(settings, "step_inference", EARLY, EARLY, instance=instance)
