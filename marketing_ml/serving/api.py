@@ -5,8 +5,9 @@ Routes under /v1 need an API key in the `X-API-Key` header (401 without one, 403
 unless told otherwise. Responses carry ids, scores and feature names only, never personal data, and no
 SQL is ever built from a request: clients are looked up in memory (`ServingRuntime`).
 
-The scoring routes are `async def` on purpose: their work is a few hundred microseconds of CPU without
-I/O, which costs less on the event loop than a hop to the thread pool and back.
+Every route is `async def` on purpose: its work is well under a millisecond of CPU without I/O (the
+warehouse and the registry are read by the runtime's thread), which costs less on the event loop than a
+hop to the thread pool and back.
 """
 
 import datetime as dt
@@ -179,8 +180,8 @@ def _client_scores(state: ServingState, scored: ScoredRows, client_id: int | Non
         outcomes[task] = OutcomeScore(
             probability=float(result.probability[0]),
             horizon_days=champions.loaded[task].predictor.horizon_days,
-            reasons=[Reason(feature=r.feature, description=descriptions.get(r.feature, ""), contribution=r.contribution)
-                     for r in result.reasons[0]],
+            reasons=[Reason(feature=r.feature, description=descriptions.get(r.feature, ""),
+                            contribution=r.contribution) for r in result.reasons[0]],
             contribution_unit=result.contribution_unit,
             model=_model_ref(champions, task),
         )
@@ -220,7 +221,8 @@ def _reason_list(value: object) -> list[str]:
 
 
 def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Sequence[FeatureField]) -> FastAPI:
-    """The API over a runtime (started and stopped by the caller, e.g. `marketing_ml.serving.server`)."""
+    """The API over a runtime; the app's lifespan starts and stops the runtime's refresh thread (a
+    TestClient used without `with` leaves it off, and the test drives the refreshes)."""
     metrics = RequestMetrics()
 
     @asynccontextmanager
@@ -245,6 +247,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         # large: answer with where and why only
         detail = [{k: v for k, v in e.items() if k != "input"} for e in error.errors()]
         return JSONResponse(jsonable_encoder({"detail": detail}), status_code=422)
+
     app.state.runtime = runtime
 
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description=f"An API key from {ENV_API_KEYS}.")
@@ -307,7 +310,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
 
     @v1.get("/advisor-queue", response_model=AdvisorQueueResponse,
             summary="An advisor's queue for the latest day: clients ranked by expected value, with reasons")
-    def advisor_queue(advisor_id: Annotated[int, Query(description="The advisor's id.")],
+    async def advisor_queue(advisor_id: Annotated[int, Query(description="The advisor's id.")],
                       limit: Annotated[int, Query(ge=1, le=MAX_QUEUE_LIMIT)] = 20):
         queue = runtime.queue
         if queue is None:

@@ -11,6 +11,7 @@ batch's; tested to 1e-6).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,9 +24,10 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from marketing_ml.scoring.explanations import attribute_encoded, largest_contributions
+from marketing_ml.serving.trees import CompiledTrees, UnsupportedBooster
 from marketing_ml.training.families import BinaryModel
-from marketing_ml.training.preprocessing import FrameEncoder
 from marketing_ml.training.predictor import ActionPredictor, LoadedModel, OutcomePredictor, load_champion
+from marketing_ml.training.preprocessing import FrameEncoder
 from marketing_ml.training.tasks import NBA, OUTCOME_TASKS
 
 SERVED_TASKS = (*OUTCOME_TASKS, NBA)  # conversion, churn, nba
@@ -92,9 +94,16 @@ class ServedModel:
             self._booster = classifier.get_booster()
             self._booster.set_param({"nthread": 1})
             best = getattr(classifier, "best_iteration", None)
-            self._rounds = (0, best + 1) if best is not None else (0, 0)
+            self._rounds = (0, best + 1 if best is not None else self._booster.num_boosted_rounds())
         elif isinstance(classifier, RandomForestClassifier):
             classifier.set_params(n_jobs=1)
+
+    @property
+    def booster(self) -> tuple[xgb.Booster, int, int] | None:
+        """(booster, trees used, input width) for an XGBoost model."""
+        if self._booster is None:
+            return None
+        return self._booster, self._rounds[1], self._booster.num_features()
 
     def probability(self, X: np.ndarray, dmatrices: dict[bytes, xgb.DMatrix] | None = None) -> np.ndarray:
         """P(label = 1) per row; `dmatrices` caches DMatrix objects by row content across models."""
@@ -127,6 +136,8 @@ class ChampionSet:
     """The loaded champion of each served task; immutable, swapped whole when an alias moves."""
 
     loaded: Mapping[str, LoadedModel]
+    # the NBA boosters walked together in numpy, once checked against the boosters on stored rows
+    compiled_actions: CompiledTrees | None = None
 
     @classmethod
     def load(cls, tracking_uri: str, alias: str = "champion", reuse: ChampionSet | None = None,
@@ -145,6 +156,26 @@ class ChampionSet:
     @functools.cached_property
     def served(self) -> dict[str, ServedModel]:
         return {key: ServedModel(model) for key, model in self.models.items()}
+
+    @property
+    def action_keys(self) -> list[str]:
+        return [f"{NBA}/{a}" for a in self.actions]
+
+    def with_compiled_actions(self, encoded: Mapping[str, np.ndarray], check_rows: int = 20_000) -> ChampionSet:
+        """This set with the NBA boosters compiled (`marketing_ml.serving.trees`), if every NBA model is an
+        uncalibrated XGBoost booster and the compiled probabilities equal the boosters' own on up to
+        `check_rows` of the given encoded rows; otherwise this set unchanged."""
+        served = [self.served[k] for k in self.action_keys]
+        if self.compiled_actions is not None or not all(m.booster is not None and m.model.calibration is None
+                                                         for m in served):
+            return self
+        boosters = [m.booster for m in served]
+        rows = [encoded[k][:check_rows] for k in self.action_keys]
+        try:
+            compiled = CompiledTrees(boosters)
+        except UnsupportedBooster:
+            return self
+        return dataclasses.replace(self, compiled_actions=compiled) if compiled.matches(boosters, rows) else self
 
     @property
     def versions(self) -> dict[str, str]:
@@ -200,9 +231,12 @@ class ChampionSet:
         """Scores and reasons for `rows` of the encoded matrices (one vectorised call per model)."""
         served = self.served
         outcomes = {task: served[task].probability_and_reasons(encoded[task][rows]) for task in OUTCOME_TASKS}
-        keys = [f"{NBA}/{a}" for a in self.actions]
-        dmatrices: dict[bytes, xgb.DMatrix] = {}
-        scores = np.column_stack([served[k].probability(encoded[k][rows], dmatrices) for k in keys])
+        keys = self.action_keys
+        if self.compiled_actions is not None:
+            scores = self.compiled_actions.probabilities([encoded[k][rows] for k in keys])
+        else:
+            dmatrices: dict[bytes, xgb.DMatrix] = {}
+            scores = np.column_stack([served[k].probability(encoded[k][rows], dmatrices) for k in keys])
         return ScoredRows(outcomes, ActionScores(scores, self.nba.recommend(scores)))
 
 

@@ -111,8 +111,12 @@ class ServingRuntime:
         full = state is None or state.champions is not champions or version.needs_full_read(state.features.version)
         if full:
             began = time.perf_counter()
-            snapshot = FeatureSnapshot.build(self._encode(champions, read_rows(self.warehouse, columns)), version)
-            log.info("loaded %d online feature rows in %.1fs", len(snapshot), time.perf_counter() - began)
+            block = self._encode(champions, read_rows(self.warehouse, columns))
+            if state is None or state.champions is not champions:  # new champions: checked on these rows
+                champions = self.champions = champions.with_compiled_actions(block.encoded)
+            snapshot = FeatureSnapshot.build(block, version)
+            log.info("loaded %d online feature rows in %.1fs (NBA boosters compiled: %s)", len(snapshot),
+                     time.perf_counter() - began, champions.compiled_actions is not None)
         elif version.has_newer_rows(state.features.version):
             since = state.features.version.last_updated_at - self.overlap
             rows = read_rows(self.warehouse, columns, since=since)
