@@ -88,7 +88,8 @@ def test_explanations_add_up_to_the_champions_margin(scored):
     for task in ("conversion", "churn"):
         model = load_champion(task, settings.mlflow_tracking_uri).predictor.model
         attribution = attribute(model, features)
-        np.testing.assert_allclose(attribution.margin, raw_margin(model, features), atol=2e-2)
+        # exact for trees and linear models; integrated gradients (MLP) carry a small integration error
+        np.testing.assert_allclose(attribution.margin, raw_margin(model, features), rtol=1e-2, atol=2e-2)
     explained = _query(settings, "select * from scoring.prediction_explanations where as_of_date = ?", [LAST])
     assert len(explained) == len(_query(settings, "select 1 from scoring.daily_predictions where as_of_date = ?", [LAST]))
 
