@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--end-date", type=dt.date.fromisoformat, help="last day to build (default: yesterday)")
     run.set_defaults(handler=_run)
 
+    stream_cmd = sub.add_parser("stream", help="stream today's simulated events into the landing zone as micro-batch files")
+    stream_cmd.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
+    stream_cmd.add_argument("--duration", type=float, default=60.0, help="seconds to stream (default 60)")
+    stream_cmd.add_argument("--batch-seconds", type=float, default=1.0, help="seconds per file (default 1)")
+    stream_cmd.add_argument("--malformed-rate", type=float, default=0.01, help="share of records to corrupt (default 0.01)")
+    stream_cmd.add_argument("--day", type=dt.date.fromisoformat, help="simulated day to stream (default: today)")
+    stream_cmd.set_defaults(handler=_stream)
+
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this data directory")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
@@ -129,6 +137,8 @@ def _run(args: argparse.Namespace) -> int:
                 "dagster/asset_partition_range_end": end.isoformat(),
             }
         print(f"step {s.name}: {s.description} ...", flush=True)
+        if s.name == "streaming":
+            _stream_burst(settings, end + dt.timedelta(days=1))
         began = time.perf_counter()
         result = job.execute_in_process(
             instance=instance,
@@ -145,6 +155,35 @@ def _run(args: argparse.Namespace) -> int:
             break
     print("Open the Dagster UI with `marketing-ml ui` to see the runs, assets and their metadata.")
     return 1 if failed else 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from marketing_ml.streaming.producer import stream
+
+    settings = load_settings()
+    day = args.day or dt.date.today()
+    print(f"streaming {args.rate:g} events/s for {args.duration:g}s of {day} into {settings.landing_dir}", flush=True)
+    print("(with `marketing-ml ui` running, the landing_zone_sensor ingests each file within seconds)", flush=True)
+    stats = stream(
+        settings.simulation,
+        settings.landing_dir,
+        rate=args.rate,
+        duration=args.duration,
+        batch_seconds=args.batch_seconds,
+        malformed_rate=args.malformed_rate,
+        first_day=day,
+        on_file=lambda path, n: print(f"  landed {path.name} ({n} records)", flush=True),
+    )
+    print(f"done: {stats.files} files, {stats.events} records ({stats.malformed} deliberately malformed)")
+    return 0
+
+
+def _stream_burst(settings: Settings, day: dt.date) -> None:
+    """The streaming step's demo input: ten seconds of the next day's events, a few of them malformed."""
+    from marketing_ml.streaming.producer import stream
+
+    stats = stream(settings.simulation, settings.landing_dir, rate=100, duration=10, malformed_rate=0.01, first_day=day)
+    print(f"  streamed {stats.events} records of {day} in {stats.files} files ({stats.malformed} malformed)", flush=True)
 
 
 def _ui(args: argparse.Namespace) -> int:

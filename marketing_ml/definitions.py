@@ -8,31 +8,47 @@ from __future__ import annotations
 
 import dagster as dg
 
+from marketing_ml.automation import daily_job, daily_schedule
 from marketing_ml.features.assets import build_feature_assets
 from marketing_ml.partitions import daily_partitions
 from marketing_ml.resources import build_resources
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.assets import build_simulated_daily_activity, raw_clients, true_client_traits
 from marketing_ml.steps import step_jobs
+from marketing_ml.streaming.assets import build_landing_zone_sensor, build_streaming_ingestion
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
-    assets = [
-        raw_clients,
-        true_client_traits,
-        build_simulated_daily_activity(partitions),
-        *build_feature_assets(partitions, settings.warehouse),
-    ]
+    ingestion = build_streaming_ingestion(settings.landing_dir)
+    assets = with_storage_kind(
+        [raw_clients, true_client_traits, build_simulated_daily_activity(partitions), ingestion], settings.warehouse
+    ) + build_feature_assets(partitions, settings.warehouse)
     groups = {spec.group_name for a in assets for spec in a.specs}
+    daily = daily_job(assets, partitions)
     return dg.Definitions(
         assets=assets,
-        jobs=step_jobs(groups),
+        jobs=[*step_jobs(groups), daily],
+        schedules=[daily_schedule(daily)],
+        sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion)],
         resources=build_resources(settings),
         # DuckDB has a single writer: steps of a run take turns in one process instead of fighting
-        # over the file lock from several.
-        executor=dg.in_process_executor,
+        # over the file lock from several. Snowflake takes concurrent writers.
+        executor=dg.in_process_executor if settings.warehouse == "duckdb" else dg.multiprocess_executor,
     )
+
+
+def with_storage_kind(assets: list[dg.AssetsDefinition], warehouse: str) -> list[dg.AssetsDefinition]:
+    """Assets declare the embedded `duckdb` kind; on another warehouse the UI shows that one instead."""
+    if warehouse == "duckdb":
+        return assets
+
+    def swap(spec: dg.AssetSpec) -> dg.AssetSpec:
+        if "duckdb" not in spec.kinds:
+            return spec
+        return spec.replace_attributes(kinds=(set(spec.kinds) - {"duckdb"}) | {warehouse})
+
+    return list(dg.map_asset_specs(swap, assets))
 
 
 @dg.definitions

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from marketing_ml.simulation.config import SimulationConfig
+from marketing_ml.simulation.config import RegimeShift, SimulationConfig
 
 ENV_HOME = "MARKETING_ML_HOME"
 ENV_WAREHOUSE = "MARKETING_ML_WAREHOUSE"
@@ -30,6 +30,7 @@ ENV_CLIENTS = "MARKETING_ML_CLIENTS"
 ENV_HISTORY_DAYS = "MARKETING_ML_HISTORY_DAYS"
 ENV_START_DATE = "MARKETING_ML_START_DATE"
 ENV_SEED = "MARKETING_ML_SEED"
+ENV_REGIME_SHIFT = "MARKETING_ML_REGIME_SHIFT"
 
 DEFAULT_CLIENTS = 50_000
 DEFAULT_HISTORY_DAYS = 365
@@ -98,16 +99,20 @@ def load_settings(
         requested["seed"] = int(env[ENV_SEED])
     if ENV_START_DATE in env:
         requested["start_date"] = dt.date.fromisoformat(env[ENV_START_DATE])
+    if ENV_REGIME_SHIFT in env:
+        requested["regime_shift"] = RegimeShift(start=dt.date.fromisoformat(env[ENV_REGIME_SHIFT]))
     # A history length shapes a new directory only: a pinned history keeps growing by a day every day.
     days = int(history_days if history_days is not None else env.get(ENV_HISTORY_DAYS, DEFAULT_HISTORY_DAYS))
 
     pin = data_dir / "simulation.json"
     if pin.exists():
         pinned = json.loads(pin.read_text())
+        shift = pinned.get("regime_shift_start")
         pinned_values = {
             "n_clients": pinned["n_clients"],
             "seed": pinned["seed"],
             "start_date": dt.date.fromisoformat(pinned["start_date"]),
+            "regime_shift": RegimeShift(start=dt.date.fromisoformat(shift)) if shift else None,
         }
         conflicts = {k: (pinned_values[k], v) for k, v in requested.items() if pinned_values[k] != v}
         if conflicts:
@@ -122,13 +127,15 @@ def load_settings(
             start_date=requested.get("start_date", default_start_date(days)),  # type: ignore[arg-type]
             n_clients=requested.get("n_clients", DEFAULT_CLIENTS),  # type: ignore[arg-type]
             seed=requested.get("seed", DEFAULT_SEED),  # type: ignore[arg-type]
+            regime_shift=requested.get("regime_shift"),  # type: ignore[arg-type]
         )
         data_dir.mkdir(parents=True, exist_ok=True)
-        pin.write_text(
-            json.dumps(
-                {"n_clients": config.n_clients, "seed": config.seed, "start_date": config.start_date.isoformat()},
-                indent=2,
-            )
-            + "\n"
-        )
+        shift = config.regime_shift
+        pinned = {
+            "n_clients": config.n_clients,
+            "seed": config.seed,
+            "start_date": config.start_date.isoformat(),
+            "regime_shift_start": shift.start.isoformat() if shift else None,
+        }
+        pin.write_text(json.dumps(pinned, indent=2) + "\n")
     return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config)

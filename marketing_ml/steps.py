@@ -29,7 +29,7 @@ STEPS: tuple[Step, ...] = (
     Step("models", ("training",), "train conversion, churn and next-best-action models", "#4"),
     Step("registry", ("registry",), "promote champions in the MLflow registry", "#4"),
     Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", "#5, #7"),
-    Step("streaming", ("streaming",), "ingest streamed events and rescore clients", "#7"),
+    Step("streaming", ("streaming",), "stream a burst of events and ingest them exactly once", "#7"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 

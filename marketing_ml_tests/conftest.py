@@ -61,3 +61,11 @@ def warehouse(data_settings):
     conn = duckdb.connect(str(data_settings.duckdb_path), read_only=True)
     yield conn
     conn.close()
+
+
+def copy_of(settings: Settings, data_dir: Path) -> Settings:
+    """A private copy of a built data directory, for tests that write to the warehouse."""
+    import shutil
+
+    shutil.copytree(settings.data_dir, data_dir)
+    return Settings(data_dir=data_dir, warehouse=settings.warehouse, simulation=settings.simulation)

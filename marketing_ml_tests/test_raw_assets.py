@@ -93,3 +93,16 @@ def test_definitions_load_and_validate(tmp_path):
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_daily_schedule_builds_yesterdays_partition_of_every_daily_asset(tmp_path):
+    settings = small_settings(tmp_path / "sched")
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def("daily_schedule")
+    now = dt.datetime(2025, 3, 2, 2, 0, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=now) as context:
+        requests = list(schedule.evaluate_tick(context).run_requests)
+    assert [r.partition_key for r in requests] == ["2025-03-01"]
+    job_keys = set(defs.resolve_job_def("daily_job").asset_layer.selected_asset_keys)
+    daily_keys = {spec.key for spec in defs.resolve_all_asset_specs() if spec.partitions_def is not None}
+    assert job_keys == daily_keys and dg.AssetKey("raw_marketing_events") in job_keys

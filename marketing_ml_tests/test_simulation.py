@@ -132,3 +132,16 @@ def test_client_profiles_are_rich_and_plausible():
     assert (clients["balance_401k"] >= 0).all()
     assert clients["contribution_rate"].between(0, 0.2).all()
     assert clients["service_tier"].nunique() == 3
+
+
+def test_a_regime_shift_changes_behaviour_only_from_its_date():
+    from marketing_ml.simulation.config import RegimeShift
+
+    shift_day = TEST_START + dt.timedelta(days=20)
+    shifted = SimulationConfig(start_date=TEST_START, n_clients=2_000, regime_shift=RegimeShift(start=shift_day))
+    base = simulate_days(CONFIG, TEST_START, TEST_START + dt.timedelta(days=39), workers=1).events
+    after = simulate_days(shifted, TEST_START, TEST_START + dt.timedelta(days=39), workers=1).events
+    before_shift = lambda e: e[e["event_date"] < shift_day]  # noqa: E731
+    pd.testing.assert_frame_equal(before_shift(base).reset_index(drop=True), before_shift(after).reset_index(drop=True))
+    mobile = lambda e: (e[e["event_date"] >= shift_day]["channel"] == "mobile_app").mean()  # noqa: E731
+    assert mobile(after) > mobile(base) + 0.1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from dagster_duckdb_pandas import DuckDBPandasIOManager
@@ -15,17 +17,14 @@ from marketing_ml.settings import Settings
 __all__ = ["SimulationResource", "WarehouseDbtCliResource", "WarehouseResource", "build_resources"]
 
 
-def build_resources(settings: Settings) -> dict[str, Any]:
-    """The resources every asset uses, for the backend the settings select."""
-    sim = settings.simulation
-    simulation = SimulationResource(
-        seed=sim.seed, n_clients=sim.n_clients, start_date=sim.start_date.isoformat()
-    )
-    path = str(settings.duckdb_path)
-    return {
-        "io_manager": DuckDBPandasIOManager(database=path),
-        "warehouse": DuckDBWarehouse(path=path),
-        "simulation": simulation,
+def build_resources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources every asset uses, for the backend the settings select.
+
+    DuckDB (the default) needs nothing; Snowflake takes its credentials from the environment (`env`,
+    default `os.environ`) and fails fast, naming any missing variable.
+    """
+    resources: dict[str, Any] = {
+        "simulation": SimulationResource.from_config(settings.simulation),
         # dbt runs the profile target named like the backend, against this data directory's warehouse
         "dbt": WarehouseDbtCliResource(
             project_dir=feature_dbt_project(settings.warehouse),
@@ -34,3 +33,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             artifacts_dir=str(settings.data_dir / "dbt"),
         ),
     }
+    if settings.warehouse == "snowflake":
+        from marketing_ml.resources.snowflake import snowflake_resources
+
+        resources.update(snowflake_resources(os.environ if env is None else env))
+    else:
+        path = str(settings.duckdb_path)
+        resources.update({"io_manager": DuckDBPandasIOManager(database=path), "warehouse": DuckDBWarehouse(path=path)})
+    return resources

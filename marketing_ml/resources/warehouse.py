@@ -29,6 +29,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def table_exists(self, schema: str, table: str) -> bool:
         raise NotImplementedError
 
+    def append(self, frames: dict[str, pd.DataFrame]) -> None:
+        """Append each frame to its `schema.table`, creating schema and table on first use."""
+        raise NotImplementedError
+
 
 class DuckDBWarehouse(WarehouseResource):
     """The embedded default: one DuckDB file under the data directory."""
@@ -56,6 +60,19 @@ class DuckDBWarehouse(WarehouseResource):
     def execute(self, sql: str, params: list[Any] | None = None) -> None:
         with self.connect() as conn:
             conn.execute(sql, params or [])
+
+    def append(self, frames: dict[str, pd.DataFrame]) -> None:
+        # one transaction: a batch and its bookkeeping land together or not at all (exactly-once)
+        with self.connect() as conn:
+            conn.execute("begin")
+            for name, frame in frames.items():
+                schema = name.split(".")[0]
+                conn.register("frame", frame)
+                conn.execute(f"create schema if not exists {schema}")
+                conn.execute(f"create table if not exists {name} as select * from frame limit 0")
+                conn.execute(f"insert into {name} by name select * from frame")
+                conn.unregister("frame")
+            conn.execute("commit")
 
     def table_exists(self, schema: str, table: str) -> bool:
         with self.connect() as conn:

@@ -110,7 +110,7 @@ def simulate_days(
 
     Days before `first` (from the burn-in on) are replayed, not materialised, which is what makes a day's
     rows independent of the range it is built in. Client blocks never interact, so they are simulated in
-    parallel worker processes (`workers`, default one per core) and merged in id order.
+    parallel worker processes (`workers`, default one per core) and merged.
     `progress(blocks_done, blocks_total)` is called as blocks finish.
     """
     if first < config.start_date:
@@ -134,12 +134,16 @@ def simulate_days(
                 if progress:
                     progress(done, config.n_blocks)
             results = [f.result() for f in futures]
-    merged = {table: [r[table] for r in results if table in r] for table in ("events", "touches", "outcomes", "hazards")}
+
+    def frame(table: str, build: Callable[[list[dict[str, np.ndarray]]], pd.DataFrame]) -> pd.DataFrame:
+        # hand each table's block arrays over and drop them, so only one table is ever held twice
+        return build([r.pop(table) for r in results if table in r])
+
     return SimulatedDays(
-        events=_events_frame(merged["events"]),
-        touches=_touches_frame(merged["touches"]),
-        outcomes=_outcomes_frame(merged["outcomes"]),
-        hazards=_hazards_frame(merged["hazards"]),
+        events=frame("events", _events_frame),
+        touches=frame("touches", _touches_frame),
+        outcomes=frame("outcomes", _outcomes_frame),
+        hazards=frame("hazards", _hazards_frame),
     )
 
 
@@ -398,9 +402,18 @@ _DATE = pd.ArrowDtype(pa.date32())
 _EPOCH = np.datetime64(ID_EPOCH, "D")
 
 
-def _merge(chunks: list[dict[str, np.ndarray]], key: Callable[[dict[str, np.ndarray]], np.ndarray]) -> dict[str, np.ndarray]:
-    """Concatenate the blocks' column arrays and put the rows in `key` order (ids: date, then client)."""
-    cols = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+def _merge(
+    chunks: list[dict[str, np.ndarray]], key: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
+    """Concatenate the blocks' column arrays, in `key` order (ids: date, then client) when given.
+
+    The hazards, the largest table by far, are left in block order: sorting them costs a full copy and
+    tables have no order."""
+    cols = {}
+    for name in list(chunks[0]):
+        cols[name] = np.concatenate([c.pop(name) for c in chunks])
+    if key is None:
+        return cols
     order = np.argsort(key(cols), kind="stable")
     return {name: values[order] for name, values in cols.items()}
 
@@ -501,7 +514,7 @@ def _outcomes_frame(chunks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
 
 
 def _hazards_frame(chunks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
-    c = _merge(chunks, lambda c: c["day"] * 10**7 + c["client_id"])
+    c = _merge(chunks)
     return pd.DataFrame(
         {
             "client_id": c["client_id"],
