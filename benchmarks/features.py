@@ -6,8 +6,9 @@ is its own, through Dagster exactly as `marketing-ml run --step features` runs i
 1. backfill: every partition of the year in one run (one dbt build, empty feature table);
 2. one partition: the last day again (the daily schedule's case: replace one day of a full table).
 
-Reported: the Dagster run's wall time, the dbt model's own execution time, rows written, and the peak
-memory of the dbt process (DuckDB runs inside it).
+Reported: the Dagster run's wall time, the dbt model's own execution time, rows written, the CPU time
+and peak memory of the dbt processes (DuckDB runs inside them), and the machine's load average, because
+wall times on a shared machine depend on what else runs.
 
     python benchmarks/features.py [--clients 50000] [--days 365] [--data-dir DIR]
 
@@ -67,13 +68,17 @@ def measure(step: str, data_dir: Path, clients: int, days: int) -> dict:
         for e in result.all_events
         if e.is_step_materialization and e.event_specific_data.materialization.asset_key.path == ["client_features_daily"]
     )
+    dbt = resource.getrusage(resource.RUSAGE_CHILDREN)  # the dbt processes of this run (DuckDB inside)
     return {
         "step": step,
         "as_of_dates": (last - first).days + 1,
         "rows": model["rows in window"].value,
         "run_seconds": round(elapsed, 1),
         "dbt_model_seconds": round(float(model["Execution Duration"].value), 1),
-        "peak_rss_mb_dbt": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+        # CPU time is what other work on a shared machine disturbs least
+        "dbt_cpu_seconds": round(dbt.ru_utime + dbt.ru_stime, 1),
+        "peak_rss_mb_dbt": round(dbt.ru_maxrss / 1024),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
 
 

@@ -31,7 +31,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             raw_clients,
             true_client_traits,
             build_simulated_daily_activity(partitions),
-            *build_feature_assets(partitions, settings.warehouse),
             online_client_features,
             *training_assets(),
             *build_scoring_assets(partitions),
@@ -39,7 +38,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ingestion,
         ],
         settings.warehouse,
-    )
+    ) + build_feature_assets(partitions, settings.warehouse)  # dbt assets carry their own storage kind
     groups = {spec.group_name for a in assets for spec in a.specs}
     daily = daily_job(assets, partitions)
     return dg.Definitions(

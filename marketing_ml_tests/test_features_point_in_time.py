@@ -7,16 +7,14 @@ kind of change the day before D must show up - which proves the comparison can f
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import shutil
 
 import duckdb
 import pandas as pd
 import pytest
 
 from marketing_ml.features.catalog import FEATURE_TABLE
-from marketing_ml_tests.conftest import TEST_START, run_step
+from marketing_ml_tests.conftest import TEST_START, copy_of, run_step
 
 D = TEST_START + dt.timedelta(days=40)
 ON_OR_AFTER_D = [
@@ -50,10 +48,7 @@ def _execute(settings, statements: list[tuple[str, list]]) -> None:
 @pytest.fixture
 def world(features_settings, tmp_path):
     """A private copy of the built test world, to rewrite."""
-    home = tmp_path / "world"
-    home.mkdir()
-    shutil.copy(features_settings.duckdb_path, home / "warehouse.duckdb")
-    return dataclasses.replace(features_settings, data_dir=home)
+    return copy_of(features_settings, tmp_path / "world")
 
 
 def test_rewriting_history_on_or_after_d_changes_nothing_as_of_d_but_a_change_before_d_does(world):

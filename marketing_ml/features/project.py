@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
 from filelock import FileLock
@@ -33,16 +34,19 @@ def feature_dbt_project(target: str) -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, target=target)
 
 
-def prepared_manifest(project: DbtProject) -> Path:
-    """The path of an up-to-date manifest, parsing the project first if needed."""
-    if _manifest_is_current(project):
-        return project.manifest_path
-    project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(project.manifest_path) + ".lock", timeout=300):
-        if not _manifest_is_current(project):  # another process may have parsed while we waited
-            parser = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
-            parser.cli(["parse", "--quiet"], target_path=project.target_path).wait()
-    return project.manifest_path
+def prepared_manifest(project: DbtProject) -> dict[str, Any]:
+    """An up-to-date manifest, parsing the project first if needed.
+
+    Returned as a dict, not a path: dagster-dbt caches manifests by path for the life of the process, and
+    one process may see the manifest re-parsed (another warehouse target, an edited model).
+    """
+    if not _manifest_is_current(project):
+        project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(project.manifest_path) + ".lock", timeout=300):
+            if not _manifest_is_current(project):  # another process may have parsed while we waited
+                parser = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+                parser.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return json.loads(project.manifest_path.read_text())
 
 
 def _manifest_is_current(project: DbtProject) -> bool:
