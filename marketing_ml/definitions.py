@@ -10,6 +10,7 @@ import dagster as dg
 
 from marketing_ml.automation import daily_job, daily_schedule
 from marketing_ml.features.assets import build_feature_assets
+from marketing_ml.features.project import feature_dbt_project, prepared_manifest
 from marketing_ml.monitoring.assets import build_monitoring_assets
 from marketing_ml.monitoring.sensors import build_retraining_sensor, retrain_job
 from marketing_ml.partitions import daily_partitions
@@ -19,13 +20,19 @@ from marketing_ml.serving.assets import online_client_features
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.assets import build_simulated_daily_activity, raw_clients, true_client_traits
 from marketing_ml.steps import step_jobs
-from marketing_ml.streaming.assets import build_landing_zone_sensor, build_streaming_ingestion
+from marketing_ml.streaming.assets import (
+    build_landing_zone_sensor,
+    build_realtime_scores,
+    build_streaming_ingestion,
+)
 from marketing_ml.training.assets import training_assets
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = daily_partitions(settings.simulation.start_date)
     ingestion = build_streaming_ingestion(settings.landing_dir)
+    dbt_project = feature_dbt_project(settings.warehouse)
+    dbt_manifest = prepared_manifest(dbt_project)
     assets = with_storage_kind(
         [
             raw_clients,
@@ -36,9 +43,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *build_scoring_assets(partitions),
             *build_monitoring_assets(partitions),
             ingestion,
+            build_realtime_scores(dbt_manifest),
         ],
         settings.warehouse,
-    ) + build_feature_assets(partitions, settings.warehouse)  # dbt assets carry their own storage kind
+    ) + build_feature_assets(partitions, dbt_project, dbt_manifest)  # dbt assets carry their own storage kind
     groups = {spec.group_name for a in assets for spec in a.specs}
     daily = daily_job(assets, partitions)
     return dg.Definitions(

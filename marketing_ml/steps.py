@@ -32,7 +32,7 @@ STEPS: tuple[Step, ...] = (
     Step("registry", ("registry",), "promote champions in the MLflow registry", "#4"),
     # 35 days: a month of daily scores, and conversion predictions old enough (30 days) to meet their outcomes
     Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", "#5, #7", recent_days=35),
-    Step("streaming", ("streaming",), "stream a burst of events and ingest them exactly once", "#7"),
+    Step("streaming", ("streaming",), "stream a burst of events, ingest them exactly once, rescore the clients they touch", "#7"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 

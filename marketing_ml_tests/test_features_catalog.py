@@ -67,7 +67,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 def test_changing_a_features_sql_without_a_version_bump_is_caught(project_copy):
     locked = {name: entry["sql_hash"] for name, entry in read_lock().items()}
     # one feature's own formula, and the event filter every engagement window reads
-    _edit(project_copy / "models/features/client_features_daily.sql", "power(1.04, years_to_retirement)",
+    _edit(project_copy / "macros/feature_vectors.sql", "power(1.04, years_to_retirement)",
           "power(1.05, years_to_retirement)")
     _edit(project_copy / "models/intermediate/int_client_activity_daily.sql",
           "and event_date < {{ date_literal(w.max_date) }}", "and event_date <= {{ date_literal(w.max_date) }}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject, dbt_assets
 
 from marketing_ml.features.catalog import (
     FEATURE_MODEL,
@@ -20,7 +20,6 @@ from marketing_ml.features.catalog import (
     load_feature_catalog,
     model_input_features,
 )
-from marketing_ml.features.project import feature_dbt_project, prepared_manifest
 from marketing_ml.features.quality import (
     COMPLETENESS_THRESHOLD,
     feature_statistics,
@@ -71,10 +70,9 @@ def window_vars(first: dt.date, last: dt.date) -> str:
     return json.dumps({"min_date": first.isoformat(), "max_date": last.isoformat()})
 
 
-def build_feature_assets(partitions_def: dg.PartitionsDefinition, warehouse: str) -> list:
-    """The features' assets and checks for the daily partitions and warehouse backend in use."""
-    project = feature_dbt_project(warehouse)
-    manifest = prepared_manifest(project)
+def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtProject, manifest: dict[str, Any]) -> list:
+    """The features' assets and checks for the daily partitions, on the project prepared for the warehouse
+    backend in use (`feature_dbt_project`, `prepared_manifest`)."""
     translator = FeatureDbtTranslator(DagsterDbtTranslatorSettings(enable_code_references=True))
 
     @dbt_assets(
@@ -155,7 +153,7 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, warehouse: str
     @dg.asset(
         name="feature_catalog",
         group_name=GROUP,
-        kinds={"python", warehouse},
+        kinds={"python", project.target},
         deps=[FEATURES_KEY],
         metadata={"schema": FEATURE_SCHEMA},
         description=(

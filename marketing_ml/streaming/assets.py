@@ -16,10 +16,15 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.metadata import markdown_table
+from marketing_ml.resources.dbt import WarehouseDbtCliResource
+from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.streaming.ingest import drop_duplicate_events, parse_event_file
+from marketing_ml.scoring.batch import TASKS
+from marketing_ml.serving.online_features import utc_now
+from marketing_ml.streaming import rescoring
+from marketing_ml.streaming.ingest import STREAMING_SCHEMA, drop_duplicate_events, parse_event_file
+from marketing_ml.training.predictor import load_champion
 
-STREAMING_SCHEMA = "streaming"
 EVENT_FILE_GLOB = "events-*.jsonl"
 
 
@@ -181,3 +186,49 @@ def evaluate_landing_zone(landing_dir: Path, cursor: str | None, op_name: str) -
         ],
         cursor=json.dumps(still_pending),
     )
+
+
+def build_realtime_scores(dbt_manifest: dict) -> dg.AssetsDefinition:
+    """The rescoring half of a streaming run (see `rescoring`): online rows, then scores."""
+    @dg.asset(
+        name="realtime_scores",
+        group_name="streaming",
+        kinds={"python", "dbt", "mlflow", "duckdb"},
+        deps=["streamed_events", "online_client_features", *(f"{task}_champion" for task in TASKS)],
+        metadata={"schema": STREAMING_SCHEMA},
+        output_required=False,
+        description=(
+            "One row per rescoring of a client with new streamed events: the champions' scores on its feature "
+            "row as of the day after its newest event (raw plus streamed events), also written to the online "
+            "feature table the API serves."
+        ),
+    )
+    def realtime_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, dbt: WarehouseDbtCliResource,
+                        mlflow: MLflowResource):
+        request = rescoring.pending_request(warehouse)
+        if request is None:
+            context.log.info("no streamed events since the last rescoring")
+            return
+        try:
+            champions = {task: load_champion(task, mlflow.tracking_uri) for task in TASKS}
+        except LookupError as missing:
+            context.log.warning(f"streamed events are ingested, but rescoring waits for champions: {missing}")
+            return
+        began = utc_now()
+        rows = rescoring.online_feature_rows(dbt, dbt_manifest, warehouse, request)
+        rescoring.replace_online_rows(warehouse, utc_now())
+        scores = rescoring.realtime_scores(rows, champions, request, utc_now())
+        warehouse.append({rescoring.SCORES_TABLE: scores})
+        context.log.info(f"rescored {len(scores):,} clients as of {request.as_of_date}")
+        yield dg.MaterializeResult(
+            metadata={
+                "clients_rescored": len(scores),
+                "as_of_date": request.as_of_date.isoformat(),
+                "seconds": (utc_now() - began).total_seconds(),
+                "mean_p_conversion": float(scores["p_conversion"].mean()),
+                "mean_p_churn": float(scores["p_churn"].mean()),
+                "preview": dg.MetadataValue.md(markdown_table(scores.head(10))),
+            }
+        )
+
+    return realtime_scores

@@ -18,6 +18,7 @@ import pandas as pd
 
 from marketing_ml.simulation.vocabulary import CHANNELS, DEVICES, EVENT_KINDS
 
+STREAMING_SCHEMA = "streaming"
 EVENT_COLUMNS = ["event_id", "client_id", "event_date", "event_ts", "channel", "event_type", "device", "campaign_id"]
 FUTURE_TOLERANCE = dt.timedelta(days=2)
 QUARANTINE_COLUMNS = ["file_name", "line_number", "raw_record", "reason", "quarantined_at"]

@@ -15,7 +15,7 @@ select
     {%- endfor %}
     cast(sum(case when device = 'mobile' then 1 else 0 end) as integer) as mobile_device_events,
     max(case when event_type = 'email_open' then 1 else 0 end) as email_open_days
-from {{ ref('stg_marketing_events') }}
+from {{ marketing_events() }}
 where event_date >= {{ date_literal(w.events_from) }}
-    and event_date < {{ date_literal(w.max_date) }}
+    and event_date < {{ date_literal(w.max_date) }}{{ online_clients_filter('client_id') }}
 group by client_id, event_date

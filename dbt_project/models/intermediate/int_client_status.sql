@@ -22,4 +22,4 @@ from {{ ref('stg_clients') }} as clients
 left join outcomes
     on outcomes.client_id = clients.client_id
 where clients.enrollment_date < {{ date_literal(w.max_date) }}
-    and (outcomes.churned_on is null or outcomes.churned_on >= {{ date_literal(w.min_date) }})
+    and (outcomes.churned_on is null or outcomes.churned_on >= {{ date_literal(w.min_date) }}){{ online_clients_filter('clients.client_id') }}

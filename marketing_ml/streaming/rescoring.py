@@ -1,0 +1,94 @@
+"""Rescoring the clients a stream batch touched: fresh online feature rows, then fresh scores.
+
+1. Which clients: those with streamed events ingested after the last rescoring (`streaming.realtime_scores`
+   remembers up to which ingestion time it has scored), and the as-of date: the day after their newest
+   streamed event, so every streamed event counts.
+2. Their feature rows come from dbt's `client_features_online`, the same SQL as the daily features (one
+   macro) over the raw events plus the streamed ones, for those clients only.
+3. Those rows replace the clients' rows in `features.online_client_features` with a newer `updated_at`:
+   the real-time API polls for newer rows and picks them up without a restart.
+4. The champions score them; the scores are appended to `streaming.realtime_scores`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from marketing_ml.resources.dbt import WarehouseDbtCliResource
+from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.scoring.batch import score_clients
+from marketing_ml.serving.online_features import (
+    ONLINE_SCHEMA,
+    ONLINE_TABLE,
+    ONLINE_TABLE_NAME,
+    UPDATED_AT,
+    table_columns,
+)
+from marketing_ml.streaming.ingest import STREAMING_SCHEMA
+from marketing_ml.training.predictor import LoadedModel
+
+ONLINE_MODEL = "client_features_online"
+ONLINE_MODEL_TABLE = f"features.{ONLINE_MODEL}"
+SCORES_TABLE = f"{STREAMING_SCHEMA}.realtime_scores"
+WATERMARK = "events_ingested_until"
+
+
+@dataclass(frozen=True)
+class RescoreRequest:
+    clients: list[int]
+    as_of_date: dt.date
+    ingested_until: pd.Timestamp
+
+
+def pending_request(warehouse: WarehouseResource) -> RescoreRequest | None:
+    """Clients with streamed events not yet rescored, or None when there are none."""
+    if not warehouse.table_exists(STREAMING_SCHEMA, "streamed_events"):
+        return None
+    since = None
+    if warehouse.table_exists(STREAMING_SCHEMA, "realtime_scores"):
+        since = warehouse.query(f"select max({WATERMARK}) as since from {SCORES_TABLE}")["since"].iloc[0]
+    where, params = ("where ingested_at > ?", [pd.Timestamp(since).to_pydatetime()]) if pd.notna(since) else ("", [])
+    fresh = warehouse.query(
+        f"select client_id, max(event_date) as last_event_date, max(ingested_at) as ingested_until "
+        f"from {STREAMING_SCHEMA}.streamed_events {where} group by client_id",
+        params,
+    )
+    if fresh.empty:
+        return None
+    as_of = pd.Timestamp(fresh["last_event_date"].max()).date() + dt.timedelta(days=1)
+    return RescoreRequest(sorted(int(c) for c in fresh["client_id"]), as_of, pd.Timestamp(fresh["ingested_until"].max()))
+
+
+def online_feature_rows(dbt: WarehouseDbtCliResource, manifest: dict, warehouse: WarehouseResource,
+                        request: RescoreRequest) -> pd.DataFrame:
+    """Build `client_features_online` for the request with dbt and return its rows."""
+    day = request.as_of_date.isoformat()
+    variables = json.dumps({"min_date": day, "max_date": day, "online_clients": request.clients})
+    dbt.cli(["run", "--select", ONLINE_MODEL, "--vars", variables], manifest=manifest).wait()
+    return warehouse.query(f"select * from {ONLINE_MODEL_TABLE}")
+
+
+def replace_online_rows(warehouse: WarehouseResource, updated_at: dt.datetime) -> None:
+    """Swap the clients' rows of the online table for the fresh ones (one statement each, same columns)."""
+    columns = table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME)
+    if not columns:
+        raise LookupError(f"{ONLINE_TABLE} does not exist yet: run `marketing-ml run --step features` first")
+    feature_columns = [c for c in columns if c != UPDATED_AT]
+    selected = ", ".join(feature_columns)
+    warehouse.execute(f"delete from {ONLINE_TABLE} where client_id in (select client_id from {ONLINE_MODEL_TABLE})")
+    warehouse.execute(
+        f"insert into {ONLINE_TABLE} ({selected}, {UPDATED_AT}) select {selected}, cast(? as timestamp) from {ONLINE_MODEL_TABLE}",
+        [updated_at],
+    )
+
+
+def realtime_scores(rows: pd.DataFrame, champions: dict[str, LoadedModel], request: RescoreRequest,
+                    scored_at: dt.datetime) -> pd.DataFrame:
+    scores = score_clients(rows, champions)
+    scores["scored_at"] = pd.Timestamp(scored_at)
+    scores[WATERMARK] = request.ingested_until
+    return scores
