@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 
 import dagster as dg
 import fakesnow
 import pytest
+import sqlglot
 
 from marketing_ml.definitions import build_definitions
+from marketing_ml.features import DBT_PROJECT_DIR
+from marketing_ml.features.assets import window_vars
+from marketing_ml.features.project import dbt_executable
 from marketing_ml.resources import build_resources
 from marketing_ml.settings import Settings, SettingsError
 from marketing_ml.simulation.engine import simulate_days
@@ -39,6 +46,24 @@ def test_a_missing_variable_is_one_clear_error_naming_it(tmp_path, missing):
     env = {k: v for k, v in SNOWFLAKE_ENV.items() if k != missing}
     with pytest.raises(SettingsError, match=missing):
         build_resources(snowflake_settings(tmp_path), env=env)
+
+
+def test_a_missing_variable_stops_definitions_and_the_cli_before_dbt_parses(tmp_path, monkeypatch):
+    """The dbt manifest for the snowflake target is parsed while the definitions load; the credentials are
+    checked before it, so the user sees which variables to set, not dbt's profile rendering error."""
+    for name in [k for k in os.environ if k.startswith("SNOWFLAKE_")]:
+        monkeypatch.delenv(name)
+    with pytest.raises(SettingsError, match="SNOWFLAKE_ACCOUNT"):
+        build_definitions(snowflake_settings(tmp_path))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "marketing_ml.cli", "run", "--step", "data"],
+        env={**os.environ, "MARKETING_ML_HOME": str(tmp_path / "cli"), "MARKETING_ML_WAREHOUSE": "snowflake"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "SNOWFLAKE_ACCOUNT" in result.stderr and "SNOWFLAKE_PASSWORD" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and "Env var required" not in result.stdout + result.stderr
 
 
 def test_key_pair_auth_replaces_the_password(tmp_path):
@@ -130,3 +155,44 @@ def test_raw_assets_run_through_the_snowflake_io_manager(tmp_path, monkeypatch):
         assert SECRET not in json.dumps(instance.get_run_by_id(rewrite.run_id).run_config, default=str)
         spec_kinds = {k for spec in defs.resolve_all_asset_specs() for k in spec.kinds}
         assert "snowflake" in spec_kinds and "duckdb" not in spec_kinds
+
+
+# ---- dbt on Snowflake: fakesnow cannot run dbt-snowflake, so the project is compiled for the snowflake target
+# (offline: dummy credentials, no cache population or introspection) and every compiled statement must parse as
+# Snowflake SQL and call only functions Snowflake knows.
+
+
+def unknown_functions(sql: str) -> set[str]:
+    """Functions in `sql` that sqlglot's Snowflake dialect does not know (e.g. DuckDB-only ones); raises if
+    the text does not parse as Snowflake SQL at all."""
+    trees = sqlglot.parse(sql, read="snowflake")
+    return {f.name.lower() for tree in trees if tree is not None for f in tree.find_all(sqlglot.exp.Anonymous)}
+
+
+def test_the_check_catches_duckdb_only_sql():
+    assert unknown_functions("select epoch_ms(event_ts), list_value(1, 2) from t") == {"epoch_ms", "list_value"}
+    assert unknown_functions("select dateadd(day, 3, d), datediff(day, a, b), count_if(x) from t") == set()
+    with pytest.raises(sqlglot.errors.ParseError):
+        unknown_functions("select * from t where (")
+
+
+def test_the_dbt_project_compiles_for_snowflake_as_snowflake_sql(tmp_path):
+    env = {**os.environ, **SNOWFLAKE_ENV, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    compiled = subprocess.run(
+        [dbt_executable(), "compile", "--target", "snowflake", "--no-populate-cache", "--no-introspect",
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"),
+         "--vars", window_vars(TEST_START, TEST_START + dt.timedelta(days=6))],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert manifest["metadata"]["adapter_type"] == "snowflake"
+    nodes = [n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "test")]
+    assert {n["name"] for n in nodes if n["resource_type"] == "model"} >= {"client_features_daily", "stg_clients"}
+    for node in nodes:
+        assert node["compiled_code"], f"{node['name']} was not compiled"
+        assert unknown_functions(node["compiled_code"]) == set(), node["name"]
+    features = manifest["nodes"]["model.marketing_ml.client_features_daily"]["compiled_code"].lower()
+    # the date macros dispatched to dbt's Snowflake implementations, not the DuckDB ones
+    assert "dateadd(" in features and "datediff(" in features
