@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +14,7 @@ import duckdb
 import pytest
 
 from marketing_ml.definitions import build_definitions
-from marketing_ml.settings import Settings
+from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation.config import SimulationConfig
 
 TEST_START = dt.date(2025, 1, 1)
@@ -90,24 +93,7 @@ def private_world(serving_world, tmp_path):
 
 TRAINING_CLIENTS = 10_000
 TRAINING_DAYS = 120
-# windows that fit 120 days; churn is rarer, so its window is longer to collect positives
-TRAINING_CONFIG = {
-    "training_set_conversion": {"horizon_days": 21, "every_days": 4, "warmup_days": 30},
-    "training_set_churn": {"horizon_days": 42, "every_days": 4, "warmup_days": 14},
-    "training_set_nba": {"warmup_days": 30, "validation_days": 20, "test_days": 30},
-}
-
-
-def _run(settings: Settings, job: str, instance: dg.DagsterInstance, run_config: dict | None = None,
-         raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(settings)
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error
-    )
-
-
-def _ops(config: dict) -> dict:
-    return {"ops": {name: {"config": values} for name, values in config.items()}}
+TRAINING_END = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
 
 
 @pytest.fixture(scope="session")
@@ -115,19 +101,25 @@ def training_world(tmp_path_factory) -> Settings:
     """A data directory with the data and features steps built for 10,000 clients x 120 days."""
     config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS)
     settings = Settings(tmp_path_factory.mktemp("mm_training_world"), "duckdb", config)
-    last = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
-    run_step(settings, "step_data", TEST_START, last)
-    run_step(settings, "step_features", TEST_START, last)
+    run_step(settings, "step_data", TEST_START, TRAINING_END)
+    run_step(settings, "step_features", TEST_START, TRAINING_END)
     return settings
 
 
 @pytest.fixture(scope="session")
 def trained(training_world, tmp_path_factory):
-    """(settings, instance) after the models and registry steps, on a copy of the training world."""
-    data_dir = tmp_path_factory.mktemp("mm_training")
-    shutil.copy(training_world.duckdb_path, data_dir / "warehouse.duckdb")
-    settings = Settings(data_dir, "duckdb", training_world.simulation)
-    instance = dg.DagsterInstance.ephemeral()
-    _run(settings, "step_models", instance, _ops(TRAINING_CONFIG))
-    _run(settings, "step_registry", instance)  # the default gate
-    return settings, instance
+    """`marketing-ml run --step models --step registry` on a copy of the training world, as a user runs it
+    (default windows, fitted to the 120-day history, and the default gate): (settings, instance, stdout)."""
+    home = tmp_path_factory.mktemp("mm_training")
+    shutil.copy(training_world.duckdb_path, home / "warehouse.duckdb")
+    sim = training_world.simulation
+    env = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": sim.start_date.isoformat(),
+           "MARKETING_ML_CLIENTS": str(sim.n_clients)}
+    result = subprocess.run(
+        [sys.executable, "-m", "marketing_ml.cli", "run", "--step", "models", "--step", "registry",
+         "--end-date", TRAINING_END.isoformat()],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    settings = load_settings(environ={"MARKETING_ML_HOME": str(home)})
+    return settings, dg.DagsterInstance.from_config(str(settings.dagster_home)), result.stdout

@@ -20,7 +20,7 @@ KINDS = {"boolean": "boolean", "category": "categorical", "integer": "numeric", 
 
 
 def test_the_api_serves_the_promoted_champions_on_the_online_feature_table(trained):
-    settings, _ = trained
+    settings = trained[0]
     warehouse = DuckDBWarehouse(path=str(settings.duckdb_path))
     online = warehouse.read(f"select * from {ONLINE_TABLE} order by client_id")
     latest = warehouse.read(f"select * from {SOURCE_TABLE} where as_of_date = "

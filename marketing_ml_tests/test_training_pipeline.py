@@ -2,17 +2,13 @@
 
 The shared 2,000-client, 60-day world has a few dozen conversions and churns: too few to tell a model
 from noise. These tests build their own world once per session (10,000 clients, 120 days, the data and
-features steps), train the twelve models and promote champions on a copy of it, and read what that
-produced: warehouse tables, asset metadata and check results, the MLflow store.
+features steps), run `marketing-ml run --step models --step registry` on a copy of it as a user would
+(default windows and gate), and read what that produced: warehouse tables, asset metadata and check
+results in the data directory's Dagster instance, the MLflow store.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import shutil
-import subprocess
-import sys
 
 import dagster as dg
 import duckdb
@@ -21,14 +17,14 @@ import pytest
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.resources.warehouse import DuckDBWarehouse
 from marketing_ml.settings import Settings
 from marketing_ml.training.assets import load_training_frames, model_key
 from marketing_ml.training.families import FAMILIES
 from marketing_ml.training.predictor import load_champion
 from marketing_ml.training.registry import CHAMPION, alias_version, log_trained_model
 from marketing_ml.training.tasks import NBA, OUTCOME_TASKS, TASK_NAMES, TrainingFrames, train_outcome_model
-from marketing_ml.resources.warehouse import DuckDBWarehouse
-from marketing_ml_tests.conftest import TRAINING_DAYS
+
 
 def _metadata(instance: dg.DagsterInstance, key: str) -> dict:
     event = instance.get_latest_materialization_event(dg.AssetKey(key))
@@ -40,7 +36,7 @@ def _mlflow(settings: Settings) -> MLflowResource:
 
 
 def test_training_rows_are_point_in_time(trained):
-    settings, _ = trained
+    settings, _, _ = trained
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         for task, outcome in (("conversion", "conversion"), ("churn", "churn")):
             table = f"training.training_set_{task}"
@@ -75,7 +71,7 @@ def test_training_rows_are_point_in_time(trained):
 
 
 def test_no_model_reads_ground_truth(trained):
-    settings, _ = trained
+    settings, _, _ = trained
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         truth = {c for t in ("true_daily_hazards", "true_client_traits")
                  for c in conn.execute(f"select * from ground_truth.{t} limit 0").fetchdf().columns} - {"client_id", "as_of_date"}
@@ -89,7 +85,7 @@ def test_no_model_reads_ground_truth(trained):
 
 
 def test_every_family_beats_the_trivial_baseline_out_of_time(trained):
-    _, instance = trained
+    _, instance, _ = trained
     for task in TASK_NAMES:
         for family in FAMILIES:
             m = _metadata(instance, f"{task}_{family}")
@@ -105,7 +101,7 @@ def test_every_family_beats_the_trivial_baseline_out_of_time(trained):
 
 
 def test_registry_promotes_the_best_family_and_records_passed_checks(trained):
-    settings, instance = trained
+    settings, instance, _ = trained
     for task in TASK_NAMES:
         m = _metadata(instance, f"{task}_champion")
         assert m["champion_version"] != "none" and m["challenger_version"] != "none"
@@ -119,7 +115,7 @@ def test_registry_promotes_the_best_family_and_records_passed_checks(trained):
 
 
 def test_the_champion_scores_feature_rows_through_the_documented_contract(trained):
-    settings, _ = trained
+    settings, _, _ = trained
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         rows = conn.execute("select * from features.client_features_daily where as_of_date = "
                             "(select max(as_of_date) from features.client_features_daily) limit 50").fetchdf()
@@ -134,14 +130,24 @@ def test_the_champion_scores_feature_rows_through_the_documented_contract(traine
             assert list(out.columns) == ["probability"] and out["probability"].between(0, 1).all()
 
 
-def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path):
-    settings, instance = trained
+def test_the_cli_ran_both_steps_through_dagster(trained):
+    settings, instance, stdout = trained
+    assert "step models: ok" in stdout and "step registry: ok" in stdout
+    runs = instance.get_runs()
+    assert {r.job_name for r in runs} >= {"step_models", "step_registry"}
+    assert all(r.is_success for r in runs)
+
+
+def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained):
+    # last in this module: it records a refused gate on churn_champion in the shared instance
+    settings, instance, _ = trained
     store = _mlflow(settings)
     frames, _ = load_training_frames(DuckDBWarehouse(path=str(settings.duckdb_path)), "churn")
     rng = np.random.default_rng(1)
     shuffled = TrainingFrames(frames.spec, frames.train.assign(label=rng.permutation(frames.train["label"].to_numpy())),
                               frames.validation, frames.test)
-    bad = train_outcome_model(OUTCOME_TASKS["churn"], FAMILIES["logreg"], shuffled, 42)
+    horizon = int((frames.test["label_end"] - frames.test["as_of_date"]).dt.days.iloc[0])
+    bad = train_outcome_model(OUTCOME_TASKS["churn"], FAMILIES["logreg"], shuffled, horizon)
     logged = log_trained_model(store, bad, library="sklearn", params={}, tags={"purpose": "gate test"},
                                input_example=frames.test)
     # the bad model becomes the latest materialization of every churn family
@@ -158,23 +164,3 @@ def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path)
     assert evaluations["auc_vs_oracle"] is False and evaluations["not_worse_than_champion"] is False
     with store.client() as client:
         assert alias_version(client, "churn", CHAMPION).version == before
-
-
-def test_cli_runs_the_models_and_registry_steps(training_world, tmp_path):
-    home = tmp_path / "cli"
-    home.mkdir()
-    shutil.copy(training_world.duckdb_path, home / "warehouse.duckdb")
-    sim = training_world.simulation
-    env = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": sim.start_date.isoformat(),
-           "MARKETING_ML_CLIENTS": str(sim.n_clients)}
-    end = sim.start_date + dt.timedelta(days=TRAINING_DAYS - 1)
-    result = subprocess.run(
-        [sys.executable, "-m", "marketing_ml.cli", "run", "--step", "models", "--step", "registry",
-         "--end-date", end.isoformat()],
-        env=env, capture_output=True, text=True, timeout=1200,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "step models: ok" in result.stdout and "step registry: ok" in result.stdout
-    for task in TASK_NAMES:
-        assert load_champion(task, f"sqlite:///{home / 'mlflow.db'}").version
-

@@ -5,8 +5,9 @@
     {%- set min_date = var('min_date', none) -%}
     {%- set max_date = var('max_date', none) -%}
     {%- if not execute -%}
-        {#- parsing: the manifest does not depend on the window -#}
-        {{ return({}) }}
+        {#- parsing: the manifest does not depend on the window; any valid one renders -#}
+        {%- set min_date = min_date or '2000-01-01' -%}
+        {%- set max_date = max_date or min_date -%}
     {%- endif -%}
     {%- if min_date is none or max_date is none -%}
         {{ exceptions.raise_compiler_error(

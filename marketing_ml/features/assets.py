@@ -55,6 +55,16 @@ class FeatureDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
         return GROUP
 
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        # where the IO manager finds a model, so a Python asset can also load it (a partition of it) as a
+        # DataFrame through an AssetIn, like the raw assets
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if dbt_resource_props["resource_type"] == "model":
+            metadata["schema"] = dbt_resource_props["schema"]
+            if dbt_resource_props["name"] == FEATURE_MODEL:
+                metadata["partition_expr"] = "as_of_date"
+        return metadata
+
 
 def window_vars(first: dt.date, last: dt.date) -> str:
     """The dbt vars of a run over the as-of dates first..last."""

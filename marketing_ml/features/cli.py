@@ -12,7 +12,7 @@ import shutil
 import sys
 import textwrap
 
-from marketing_ml.features.catalog import GROUPS, FEATURE_TABLE, get_feature, load_feature_catalog
+from marketing_ml.features.catalog import FEATURE_TABLE, GROUPS, get_feature, load_feature_catalog
 
 
 def add_features_command(subcommands: argparse._SubParsersAction) -> None:

@@ -9,7 +9,8 @@ of the features computed from it.
 
 The hashes and versions are committed in dbt_project/feature_versions.lock.json. A test compares them
 with the current SQL; `marketing-ml features lock` records them after a version bump, and refuses to
-record a changed hash whose version was not bumped.
+record a changed hash whose version was not bumped. The hashed text is SQL as sqlglot renders it, so
+sqlglot is pinned to a major version (pyproject.toml).
 """
 
 from __future__ import annotations

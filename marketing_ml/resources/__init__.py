@@ -32,6 +32,7 @@ def build_resources(settings: Settings, env: Mapping[str, str] | None = None) ->
             project_dir=feature_dbt_project(settings.warehouse),
             dbt_executable=dbt_executable(),
             profile_env=dbt_profile_env(settings.warehouse, settings.duckdb_path),
+            artifacts_dir=str(settings.data_dir / "dbt"),
         ),
     }
     if settings.warehouse == "snowflake":

@@ -8,6 +8,7 @@ process-wide: `WarehouseDbtCliResource` sets them only while it starts a dbt com
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,17 +36,26 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
 
 
 class WarehouseDbtCliResource(DbtCliResource):
-    """`DbtCliResource` whose dbt commands see `profile_env` (e.g. the DuckDB file of this data directory)."""
+    """`DbtCliResource` whose dbt commands see `profile_env` (e.g. the DuckDB file of this data directory)
+    and keep their artifacts (manifest, run results, logs of each invocation) in `artifacts_dir`, beside
+    the data they describe rather than in the source tree."""
 
     profile_env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables the dbt profile reads, for this warehouse."
     )
+    artifacts_dir: str | None = Field(
+        default=None, description="Where each dbt invocation writes its target folder (default: the project's)."
+    )
 
-    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+    def cli(self, args: Sequence[str], *, target_path: Path | None = None, **kwargs: Any) -> DbtCliInvocation:
+        if target_path is None and self.artifacts_dir:
+            context = kwargs.get("context")
+            run = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-" if context else ""
+            target_path = Path(self.artifacts_dir) / f"{run}{uuid.uuid4().hex[:7]}"
         # The dbt process (and dagster-dbt's in-process adapter) is created inside `cli`, so the
         # variables only need to be present while it runs.
         with environment(self.profile_env):
-            return super().cli(args, **kwargs)
+            return super().cli(args, target_path=target_path, **kwargs)
 
 
 def dbt_profile_env(warehouse: str, duckdb_path: Path) -> dict[str, str]:

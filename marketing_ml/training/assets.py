@@ -101,7 +101,7 @@ class ModelConfig(dg.Config):
 
 
 class GateConfig(dg.Config):
-    min_auc_ratio_to_oracle: float = Field(default=0.9, description="AUC floor as a fraction of the oracle AUC.")
+    min_auc_ratio_to_oracle: float = Field(default=0.85, description="AUC floor as a fraction of the oracle AUC.")
     max_calibration_error: float = Field(default=0.02, description="How far the expected calibration error may "
                                          "exceed the oracle's on the same rows (its sampling noise).")
     champion_tolerance: float = Field(default=0.005, description="How much lower than the current champion's "
@@ -264,8 +264,12 @@ def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: PolicyS
 def load_training_frames(warehouse: WarehouseResource, task: str, splits: tuple[str, ...] | None = None) -> tuple[TrainingFrames, dict[str, str]]:
     """The task's training set (optionally only some slices) as frames, and its lineage for MLflow tags."""
     where = f" where {SPLIT} in ({', '.join(repr(s) for s in splits)})" if splits else ""
-    table = warehouse.query(f"select * from {_table(f'training_set_{task}')}{where}")
-    population = warehouse.query(f"select * from {_table(POLICY_SET)}") if task == NBA else None
+    # a stable row order: bootstrap samples, subsampling and batch order follow it, so results repeat
+    order = " order by as_of_date, client_id" + (", touch_id" if task == NBA else "")
+    table = warehouse.query(f"select * from {_table(f'training_set_{task}')}{where}{order}")
+    population = (
+        warehouse.query(f"select * from {_table(POLICY_SET)} order by as_of_date, client_id") if task == NBA else None
+    )
     if task != NBA:
         horizon = (pd.to_datetime(table[datasets.LABEL_END]) - pd.to_datetime(table["as_of_date"])).dt.days
         table[ORACLE] = oracle_horizon_probability(table[datasets.ORACLE_HAZARD], horizon.to_numpy())
@@ -298,7 +302,7 @@ def model_metadata(trained: TrainedModel, seconds: float, run_id: str, model_uri
     """What the UI shows for a trained model: its metrics beside the oracle's and the baseline's, plots."""
     headline = ("auc", "oracle_auc", "baseline_auc", "auc_ratio_to_oracle", "pr_auc", "log_loss", "brier",
                 "accuracy", "calibration_error", "oracle_calibration_error", "policy_value", "policy_value_random",
-                "policy_value_oracle", "captured_lift", "policy_accuracy")
+                "policy_value_baseline", "policy_value_oracle", "captured_lift", "policy_accuracy")
     plots = "\n\n".join(figure_markdown(fig, name) for name, fig in trained.figures.items())
     comparison = trained.comparison.reset_index(names="metric")
     extra = "\n\n".join(f"**{name.replace('_', ' ')}**\n\n{markdown_table(t)}" for name, t in trained.tables.items())

@@ -2,11 +2,12 @@
 -- (client_id, as_of_date). Point in time: every feature reads only rows dated before D (events and
 -- touches through the intermediate models, outcomes through int_client_status, the profile snapshot is
 -- as of enrolment or the history start). Built per window of as-of dates (a Dagster partition range);
--- a re-run replaces its window.
+-- a re-run replaces its window. A new or dropped feature changes the table's columns on the next run
+-- (older as-of dates hold NULL for a new one until they are rebuilt: backfill every partition).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    on_schema_change='fail',
+    on_schema_change='sync_all_columns',
     pre_hook="{{ delete_feature_window() }}",
 ) }}
 {%- set windows = var('engagement_windows') %}
@@ -14,6 +15,9 @@
 {%- set touch_lookback = var('touch_lookback_days') %}
 {%- set channels = var('channels') %}
 {%- set self_service = ['web', 'mobile_app', 'email'] %}
+{%- set counted = ['events'] %}
+{%- for channel in channels %}{% do counted.append(channel ~ '_events') %}{% endfor %}
+{%- for event_type in var('event_types') %}{% do counted.append(event_type) %}{% endfor %}
 
 with engagement as (
     select
@@ -59,17 +63,9 @@ vectors as (
         {{ days_between('engagement.enrollment_date', 'engagement.as_of_date') }} as days_since_enrollment,
 
         -- engagement: counts over the 7, 30 and 90 days before the as-of date
+        {%- for measure in counted %}
         {%- for days in windows %}
-        engagement.events_{{ days }}d,
-        {%- endfor %}
-        {%- for channel in channels %}
-        {%- for days in windows %}
-        engagement.{{ channel }}_events_{{ days }}d,
-        {%- endfor %}
-        {%- endfor %}
-        {%- for event_type in var('event_types') %}
-        {%- for days in windows %}
-        engagement.{{ event_type }}_{{ days }}d,
+        cast(engagement.{{ measure }}_{{ days }}d as bigint) as {{ measure }}_{{ days }}d,
         {%- endfor %}
         {%- endfor %}
         -- no send log exists, so opens are measured against time: the share of days with an open
@@ -102,9 +98,9 @@ vectors as (
             as mobile_share_{{ lookback }}d,
         {{ ratio('engagement.' ~ (self_service | join('_events_' ~ lookback ~ 'd + engagement.')) ~ '_events_' ~ lookback ~ 'd',
                  'engagement.events_' ~ lookback ~ 'd') }} as self_service_share_{{ lookback }}d,
-        engagement.calculator_use_{{ lookback }}d
+        cast(engagement.calculator_use_{{ lookback }}d
             + engagement.webinar_attendance_{{ lookback }}d
-            + engagement.document_download_{{ lookback }}d as education_events_{{ lookback }}d,
+            + engagement.document_download_{{ lookback }}d as bigint) as education_events_{{ lookback }}d,
         cast(coalesce(touches.touches, 0) as bigint) as touches_{{ touch_lookback }}d,
         cast(coalesce(touches.touch_responses, 0) as bigint) as touch_responses_{{ touch_lookback }}d,
         {{ ratio('coalesce(touches.touch_responses, 0)', 'coalesce(touches.touches, 0)') }}

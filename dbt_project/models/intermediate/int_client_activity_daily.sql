@@ -5,14 +5,15 @@
 select
     client_id,
     event_date as activity_date,
-    count(*) as events,
+    -- 4-byte counts: these columns are carried through a (client x day) grid, width is memory
+    cast(count(*) as integer) as events,
     {%- for channel in var('channels') %}
-    sum(case when channel = '{{ channel }}' then 1 else 0 end) as {{ channel }}_events,
+    cast(sum(case when channel = '{{ channel }}' then 1 else 0 end) as integer) as {{ channel }}_events,
     {%- endfor %}
     {%- for event_type in var('event_types') %}
-    sum(case when event_type = '{{ event_type }}' then 1 else 0 end) as {{ event_type }},
+    cast(sum(case when event_type = '{{ event_type }}' then 1 else 0 end) as integer) as {{ event_type }},
     {%- endfor %}
-    sum(case when device = 'mobile' then 1 else 0 end) as mobile_device_events,
+    cast(sum(case when device = 'mobile' then 1 else 0 end) as integer) as mobile_device_events,
     max(case when event_type = 'email_open' then 1 else 0 end) as email_open_days
 from {{ ref('stg_marketing_events') }}
 where event_date >= {{ date_literal(w.events_from) }}

@@ -14,9 +14,9 @@ with running_totals as (
         client_id,
         activity_date,
         {%- for measure, _ in measures %}
-        sum({{ measure }}) over (
+        cast(sum({{ measure }}) over (
             partition by client_id order by activity_date rows between unbounded preceding and current row
-        ) as {{ measure }}{{ "," if not loop.last }}
+        ) as integer) as {{ measure }}{{ "," if not loop.last }}
         {%- endfor %}
     from {{ ref('int_client_activity_daily') }}
 ),
@@ -28,9 +28,6 @@ grid_days as (
 grid as (
     select
         status.client_id,
-        status.enrollment_date,
-        status.converted_on,
-        status.churned_on,
         grid_days.grid_date,
         max(activity.activity_date) over (
             partition by status.client_id order by grid_days.grid_date
@@ -46,9 +43,6 @@ grid as (
 dense_totals as (
     select
         grid.client_id,
-        grid.enrollment_date,
-        grid.converted_on,
-        grid.churned_on,
         grid.grid_date,
         grid.last_activity_date,
         {%- for measure, _ in measures %}
@@ -64,22 +58,25 @@ windows as (
     select
         client_id,
         {{ add_days('grid_date', 1) }} as as_of_date,
-        enrollment_date,
-        converted_on,
-        churned_on,
         last_activity_date,
         {%- for measure, measure_windows in measures %}
         {%- set outer_loop = loop %}
         {%- for days in measure_windows %}
-        cast({{ measure }} - coalesce(lag({{ measure }}, {{ days }}) {{ by_client_day }}, 0) as bigint)
+        cast({{ measure }} - coalesce(lag({{ measure }}, {{ days }}) {{ by_client_day }}, 0) as integer)
             as {{ measure }}_{{ days }}d{{ "," if not (outer_loop.last and loop.last) }}
         {%- endfor %}
         {%- endfor %}
     from dense_totals
 )
 
-select *
+-- the per-client dates join after the windows, so the grid carries only what the windows need
+select
+    windows.*,
+    status.enrollment_date,
+    status.converted_on
 from windows
-where as_of_date >= {{ date_literal(w.min_date) }}
-    and enrollment_date < as_of_date
-    and (churned_on is null or churned_on >= as_of_date)
+inner join {{ ref('int_client_status') }} as status
+    on status.client_id = windows.client_id
+where windows.as_of_date >= {{ date_literal(w.min_date) }}
+    and status.enrollment_date < windows.as_of_date
+    and (status.churned_on is null or status.churned_on >= windows.as_of_date)
