@@ -19,18 +19,20 @@ import pytest
 import snowflake.connector
 import sqlglot
 from fakesnow.cursor import FakeSnowflakeCursor
+from fastapi.testclient import TestClient
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.features import DBT_PROJECT_DIR
 from marketing_ml.features.assets import window_vars
 from marketing_ml.features.project import dbt_executable
+from marketing_ml.monitoring.performance import matured_rows_sql
 from marketing_ml.resources import build_resources, resolved_warehouse
 from marketing_ml.resources.snowflake import SnowflakeWarehouse
 from marketing_ml.scoring.batch import TASKS, score_clients
-from marketing_ml.serving.advisor_queue import read_queue, read_signature
-from marketing_ml.settings import Settings, SettingsError
-from marketing_ml.monitoring.performance import matured_rows_sql
+from marketing_ml.serving.api import API_KEY_HEADER, ENV_API_KEYS
 from marketing_ml.serving.online_features import VERSION_SQL, rows_sql
+from marketing_ml.serving.server import build_service
+from marketing_ml.settings import Settings, SettingsError
 from marketing_ml.training.datasets import (
     outcome_training_set_sql,
     plan_observations,
@@ -43,6 +45,7 @@ from marketing_ml.training.tasks import OUTCOME_TASKS
 from marketing_ml_tests.conftest import TEST_START, TRAINING_END, small_settings
 
 SECRET = "s3cr3t-pa55word"
+API_KEY = "k3y-for-snowflake-tests"
 SNOWFLAKE_ENV = {
     "SNOWFLAKE_ACCOUNT": "xy12345.eu-west-1",
     "SNOWFLAKE_USER": "marketing_ml",
@@ -127,6 +130,12 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, first: dt.date, la
         instance=instance, asset_selection=assets,
         tags={"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()},
     )
+    assert result.success
+    return result
+
+
+def _run_unpartitioned(job: dg.JobDefinition, instance: dg.DagsterInstance, asset: dg.AssetKey) -> dg.ExecuteInProcessResult:
+    result = job.execute_in_process(instance=instance, asset_selection=[asset])
     assert result.success
     return result
 
@@ -250,11 +259,24 @@ def test_scoring_assets_run_through_the_snowflake_io_manager(trained, tmp_path, 
     for name, before in counts.items():
         assert per_day(name).equals(before), name
 
-    # the API's reads of the latest queue go through the same warehouse resource
-    queue = read_queue(warehouse, read_signature(warehouse))
-    assert queue.as_of_date == SCORED_LAST and queue.by_advisor
-    assert sum(len(rows) for rows in queue.by_advisor.values()) == counts["advisor_queue"]["n"].iloc[-1]
-    _assert_nothing_secret(instance, [both.run_id, rewrite.run_id], capfd)
+    # the online feature table through its asset, then the real-time API as `marketing-ml serve` builds it:
+    # its feature and queue reads go through the same warehouse resource, credentials resolved from env
+    online = _run_unpartitioned(defs.resolve_job_def("step_features"), instance, dg.AssetKey("online_client_features"))
+    app, runtime = build_service(settings, environ={ENV_API_KEYS: API_KEY})
+    runtime.refresh_advisor_queue()
+    api = TestClient(app)  # without `with`: no refresh thread, the test drove the refreshes
+    auth = {API_KEY_HEADER: API_KEY}
+    for row in written.iloc[[0, len(written) // 2, len(written) - 1]].itertuples():
+        body = api.get(f"/v1/clients/{row.client_id}/scores", headers=auth)
+        assert body.status_code == 200, body.text
+        assert body.json()["churn"]["probability"] == pytest.approx(row.p_churn, abs=1e-6)
+        assert body.json()["features_as_of"] == SCORED_LAST.isoformat()
+    queue = warehouse.query("select advisor_id, client_id from scoring.advisor_queue where as_of_date = ? and rank = 1",
+                            [SCORED_LAST])
+    served = api.get("/v1/advisor-queue", params={"advisor_id": int(queue["advisor_id"].iloc[0])}, headers=auth).json()
+    assert served["as_of_date"] == SCORED_LAST.isoformat() and served["entries"][0]["client_id"] == queue["client_id"].iloc[0]
+
+    _assert_nothing_secret(instance, [both.run_id, rewrite.run_id, online.run_id], capfd)
     # fakesnow runs some DuckDB-only SQL too; Snowflake would not
     assert statements and {sql: snowflake_problems(sql) for sql in statements if snowflake_problems(sql)} == {}
 
