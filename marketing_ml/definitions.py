@@ -29,6 +29,9 @@ from marketing_ml.training.assets import training_assets
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    # first: on Snowflake this checks the credentials, so a missing variable is one error naming it
+    # rather than dbt's failure to render its profile while the manifest is parsed below
+    resources = build_resources(settings)
     partitions = daily_partitions(settings.simulation.start_date)
     ingestion = build_streaming_ingestion(settings.landing_dir)
     dbt_project = feature_dbt_project(settings.warehouse)
@@ -54,7 +57,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[*step_jobs(groups), daily, retrain_job()],
         schedules=[daily_schedule(daily)],
         sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion), build_retraining_sensor()],
-        resources=build_resources(settings),
+        resources=resources,
         # DuckDB has a single writer: steps of a run take turns in one process instead of fighting
         # over the file lock from several. Snowflake takes concurrent writers.
         executor=dg.in_process_executor if settings.warehouse == "duckdb" else dg.multiprocess_executor,

@@ -96,15 +96,16 @@ def test_asset_graph_renders_in_chromium_and_a_materialization_launched_from_the
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_catalog.png"))
         # the catalog renders only the rows in view: scroll through it, bounded, collecting what is shown
         names = {spec.key.to_user_string() for spec in specs}
+        # wheel events only scroll once the table is there (a loaded machine renders it late)
+        page.get_by_text(min(names)).first.wait_for()
         seen: set[str] = set()
         page.mouse.move(800, 600)
-        for _ in range(60):
+        deadline = time.monotonic() + 120
+        while seen != names and time.monotonic() < deadline:
             text = page.inner_text("body")
             seen |= {name for name in names if name in text}
-            if seen == names:
-                break
-            page.mouse.wheel(0, 600)
-            page.wait_for_timeout(150)
+            page.mouse.wheel(0, 400)
+            page.wait_for_timeout(250)
         browser.close()
     assert seen == names, f"assets not shown in the catalog: {sorted(names - seen)}"
 

@@ -131,13 +131,14 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list:
         for day in _days(context):
             for name, task in OUTCOME_TASKS.items():
                 horizon = task.default_horizon_days
-                matured = warehouse.query(matured_rows_sql(name, task.outcome_type, horizon, task.hazard_column), [day, day])
+                predicted = day - dt.timedelta(days=horizon)
+                matured = warehouse.query(matured_rows_sql(name, task.outcome_type, task.hazard_column), [predicted, predicted, day])
                 if matured.empty:
                     # a row that says so: "nothing matured yet" is a monitoring fact, not a missing table
-                    context.log.info(f"{day} {name}: no predictions from {day - dt.timedelta(days=horizon)} to evaluate yet")
+                    context.log.info(f"{day} {name}: no predictions from {predicted} to evaluate yet")
                 p_oracle = oracle_horizon_probability(matured["oracle_daily_hazard"].fillna(0), horizon)
                 metrics = realized_metrics(matured["p_model"].to_numpy(), p_oracle, matured["label"].to_numpy())
-                rows.append({"as_of_date": day, "task": name, "prediction_date": day - dt.timedelta(days=horizon),
+                rows.append({"as_of_date": day, "task": name, "prediction_date": predicted,
                              **metrics, "trained_auc": trained_auc[name],
                              "auc_ratio": metrics["auc"] / trained_auc[name] if trained_auc[name] else float("nan")})
         performance = pd.DataFrame(rows, columns=["as_of_date", "task", "prediction_date", "rows", "positives", "observed_rate",

@@ -34,25 +34,30 @@ def realized_metrics(p_model: np.ndarray, p_oracle: np.ndarray, y: np.ndarray) -
     }
 
 
-def matured_rows_sql(task: str, outcome_type: str, horizon_days: int, hazard_column: str) -> str:
-    """Predictions of day `? - horizon` with their realised label and the oracle probability.
+def matured_rows_sql(task: str, outcome_type: str, hazard_column: str) -> str:
+    """Predictions of one day with their realised label and the oracle probability.
 
-    Parameters: the monitoring day D (twice). The label window is [prediction day, D)."""
+    Parameters: the prediction day P = D - horizon (twice), then the monitoring day D; the label window is
+    [P, D). Dates are bound, not computed in SQL, and the label is a join rather than a correlated EXISTS
+    in the select list (Snowflake accepts those only in WHERE), so the query is the same on every backend.
+    """
     p_column = f"p_{task}"
     return f"""
         with preds as (
             select client_id, as_of_date, {p_column} as p_model
             from scoring.daily_predictions
-            where as_of_date = cast(? as date) - {int(horizon_days)} and {p_column} is not null
+            where as_of_date = ? and {p_column} is not null
+        ),
+        outcomes as (
+            select distinct client_id
+            from raw.raw_outcomes
+            where outcome_type = '{outcome_type}' and outcome_date >= ? and outcome_date < ?
         )
         select preds.client_id, preds.as_of_date, preds.p_model,
                h.{hazard_column} as oracle_daily_hazard,
-               case when exists (
-                   select 1 from raw.raw_outcomes o
-                   where o.client_id = preds.client_id and o.outcome_type = '{outcome_type}'
-                     and o.outcome_date >= preds.as_of_date and o.outcome_date < cast(? as date)
-               ) then 1 else 0 end as label
+               case when o.client_id is null then 0 else 1 end as label
         from preds
+        left join outcomes o on o.client_id = preds.client_id
         left join ground_truth.true_daily_hazards h
           on h.client_id = preds.client_id and h.as_of_date = preds.as_of_date
     """

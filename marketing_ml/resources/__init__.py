@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import dagster as dg
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from marketing_ml.features.project import dbt_executable, feature_dbt_project
@@ -15,7 +16,10 @@ from marketing_ml.resources.simulation import SimulationResource
 from marketing_ml.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from marketing_ml.settings import Settings
 
-__all__ = ["MLflowResource", "SimulationResource", "WarehouseDbtCliResource", "WarehouseResource", "build_resources"]
+__all__ = [
+    "MLflowResource", "SimulationResource", "WarehouseDbtCliResource", "WarehouseResource", "build_resources",
+    "resolved_warehouse",
+]
 
 
 def build_resources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -43,3 +47,11 @@ def build_resources(settings: Settings, env: Mapping[str, str] | None = None) ->
         path = str(settings.duckdb_path)
         resources.update({"io_manager": DuckDBPandasIOManager(database=path), "warehouse": DuckDBWarehouse(path=path)})
     return resources
+
+
+def resolved_warehouse(settings: Settings) -> WarehouseResource:
+    """The warehouse for a process that reads it outside Dagster runs (the real-time API), with its
+    configuration resolved: Dagster reads `EnvVar` credentials when it initialises a resource for a run,
+    and a resource used directly would see the variables' names instead of their values."""
+    with dg.build_resources({"warehouse": build_resources(settings)["warehouse"]}) as resources:
+        return resources.warehouse

@@ -31,7 +31,6 @@ KEY_PAIR_VARIABLES = {
     "private_key_path": "SNOWFLAKE_PRIVATE_KEY_PATH",
     "private_key_password": "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
 }
-SCHEMA_VARIABLE = "SNOWFLAKE_SCHEMA"  # dbt's default schema; assets choose their own schema
 
 
 def connection_fields(env: Mapping[str, str]) -> dict[str, Any]:

@@ -84,7 +84,7 @@ class TableVersion:
 
 
 VERSION_SQL = (
-    f"select count(*) as rows, min({UPDATED_AT}) as first_updated_at, max({UPDATED_AT}) as last_updated_at "
+    f"select count(*) as row_count, min({UPDATED_AT}) as first_updated_at, max({UPDATED_AT}) as last_updated_at "
     f"from {ONLINE_TABLE}"
 )
 
@@ -108,7 +108,7 @@ def read_version(warehouse: WarehouseResource) -> TableVersion | None:
     def stamp(value) -> pd.Timestamp | None:
         return None if pd.isna(value) else pd.Timestamp(value)
 
-    return TableVersion(int(row["rows"]), stamp(row["first_updated_at"]), stamp(row["last_updated_at"]))
+    return TableVersion(int(row["row_count"]), stamp(row["first_updated_at"]), stamp(row["last_updated_at"]))
 
 
 def rows_sql(columns: Sequence[str], since: bool) -> str:

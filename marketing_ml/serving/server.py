@@ -13,7 +13,7 @@ from mlflow.types import DataType
 from threadpoolctl import threadpool_limits
 
 from marketing_ml.features.catalog import load_feature_catalog
-from marketing_ml.resources import build_resources
+from marketing_ml.resources import resolved_warehouse
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.serving.api import ApiKeys, FeatureField, create_app
 from marketing_ml.serving.models import ChampionSet
@@ -40,7 +40,7 @@ def payload_fields(champions: ChampionSet, tracking_uri: str) -> list[FeatureFie
 def single_threaded_numerics() -> None:
     """One thread per numeric library call in the serving process. A request scores one row: starting an
     OpenMP or BLAS thread team costs more than it saves, and when the machine is busy a team waits on its
-    slowest thread for a whole scheduler slice (measured: p99 5.6 ms -> 1.1 ms on a loaded 2-core box)."""
+    slowest thread for a whole scheduler slice."""
     threadpool_limits(limits=1)
     torch.set_num_threads(1)
 
@@ -54,7 +54,7 @@ def build_service(settings: Settings, environ: Mapping[str, str] | None = None, 
         raise SettingsError(str(error)) from error
     if settings.warehouse == "duckdb" and not settings.duckdb_path.exists():
         raise SettingsError(f"no warehouse at {settings.duckdb_path}: run `marketing-ml run` first")
-    runtime = ServingRuntime(build_resources(settings)["warehouse"], settings.mlflow_tracking_uri,
+    runtime = ServingRuntime(resolved_warehouse(settings), settings.mlflow_tracking_uri,
                              model_poll_seconds=model_poll_seconds, feature_poll_seconds=feature_poll_seconds,
                              freeze_heap=freeze_heap)
     try:

@@ -120,11 +120,11 @@ def history_bounds(warehouse: WarehouseResource) -> tuple[dt.date, dt.date]:
 
 def _split_summary(warehouse: WarehouseResource, table: str, date_column: str) -> pd.DataFrame:
     summary = warehouse.query(
-        f"select {SPLIT}, count(*) as rows, sum(cast({LABEL} as integer)) as positives, "
+        f"select {SPLIT}, count(*) as row_count, sum(cast({LABEL} as integer)) as positives, "
         f"min({date_column}) as first_date, max({date_column}) as last_date, "
         f"count(distinct {date_column}) as dates from {table} group by {SPLIT}"
     )
-    summary["rate"] = summary["positives"] / summary["rows"]
+    summary["rate"] = summary["positives"] / summary["row_count"]
     order = {s: i for i, s in enumerate(("train", "validation", "test"))}
     summary = summary.sort_values(SPLIT, key=lambda s: s.map(order)).reset_index(drop=True)
     missing = {"train", "validation", "test"} - set(summary[SPLIT])
@@ -142,7 +142,7 @@ def _plan_metadata(plan: ObservationPlan | TouchPlan, summary: pd.DataFrame) -> 
         else {"ranges": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in plan.ranges.items()}}
     )
     metadata: dict[str, object] = {
-        "dagster/row_count": int(summary["rows"].sum()),
+        "dagster/row_count": int(summary["row_count"].sum()),
         "slices": dg.MetadataValue.md(markdown_table(summary)),
         "plan": dg.MetadataValue.json(described),
     }

@@ -225,13 +225,13 @@ assigned as (
     join observation o on f.as_of_date = o.as_of_date
     where true {unconverted}
 ),
-rows as (
+ranked as (
     select *, row_number() over (partition by {SPLIT} order by hash(client_id, as_of_date)) as sample_rank
     from assigned
     where {SPLIT} is not null
 ),
 sampled as (
-    select * from rows where {_sample_filter(max_rows)}
+    select * from ranked where {_sample_filter(max_rows)}
 ),
 labelled as (
     select distinct s.client_id, s.as_of_date
@@ -266,13 +266,13 @@ with touches as (
     from raw.raw_campaign_touches t
     where t.touch_date between {_date(first)} and {_date(last)}
 ),
-rows as (
+ranked as (
     select f.*, t.{SPLIT}, t.touch_id, t.action as {ACTION}, t.responded as {LABEL}, t.p_response_true as {ORACLE},
         row_number() over (partition by t.{SPLIT} order by hash(t.touch_id)) as sample_rank
     from touches t
     join {FEATURES_TABLE} f on f.client_id = t.client_id and f.as_of_date = t.touch_date
 )
-select * exclude (sample_rank) from rows
+select * exclude (sample_rank) from ranked
 where {_sample_filter(max_rows)}
 order by as_of_date, client_id
 """
