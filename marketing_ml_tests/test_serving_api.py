@@ -266,7 +266,7 @@ def test_advisor_queue_is_503_until_its_table_exists_then_served_ranked_without_
     missing = client.get("/v1/advisor-queue?advisor_id=1", headers=AUTH)
     assert missing.status_code == 503 and "marketing-ml run --step inference" in missing.json()["detail"]
 
-    # a stand-in for issue #5's asset: two days, the older one must not be served
+    # a stand-in for issue #5's asset (its columns): two days, the older one must not be served
     queue = pd.DataFrame({
         "as_of_date": [dt.date(2025, 3, 1)] * 2 + [dt.date(2025, 3, 2)] * 5,
         "advisor_id": [1, 1, 1, 1, 1, 2, 2],
@@ -274,8 +274,10 @@ def test_advisor_queue_is_503_until_its_table_exists_then_served_ranked_without_
         "client_id": [90, 91, 12, 10, 11, 20, 21],
         "expected_value": [9.0, 8.0, 50.0, 70.0, 60.0, 30.0, 20.0],
         "p_conversion": [0.1, 0.1, 0.5, 0.7, 0.6, 0.3, 0.2],
-        "reasons": [["a"], ["b"], ["calculator_use_30d", "logins_30d"], ["balance_401k"], ["logins_30d"], [], ["x"]],
-        "first_name": ["Ann"] * 7,
+        "investable_assets": [1e6] * 7,
+        "conversion_reason_1": ["a", "b", "calculator_use_30d", "balance_401k", "logins_30d", "", "x"],
+        "conversion_reason_2": ["", "", "logins_30d", "", "", "", None],
+        "conversion_reason_3": [""] * 7,
     })
     with private_world.warehouse.connect() as conn:
         conn.execute("create schema if not exists scoring")
@@ -286,7 +288,7 @@ def test_advisor_queue_is_503_until_its_table_exists_then_served_ranked_without_
     assert body["as_of_date"] == "2025-03-02"
     assert [(e["rank"], e["client_id"]) for e in body["entries"]] == [(1, 10), (2, 11)]
     assert body["entries"][0]["reasons"] == ["balance_401k"]
-    assert "Ann" not in str(body)
+    assert "investable_assets" not in str(body) and "1000000" not in str(body)
     assert client.get("/v1/advisor-queue?advisor_id=3", headers=AUTH).json()["entries"] == []
     for bad in ("advisor_id=x", "advisor_id=1&limit=0", "advisor_id=1&limit=100000", ""):
         assert client.get(f"/v1/advisor-queue?{bad}", headers=AUTH).status_code == 422

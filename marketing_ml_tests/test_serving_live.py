@@ -7,6 +7,7 @@ down in a `finally`.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -131,9 +132,10 @@ def test_an_upserted_online_row_is_served_within_seconds(private_world):
 @pytest.fixture(scope="module")
 def fuzzed_url(serving_world, tmp_path_factory) -> Iterator[str]:
     world = copy_world(serving_world, tmp_path_factory.mktemp("fuzz") / "world")
-    queue = pd.DataFrame({"advisor_id": [1, 1, 2], "rank": [1, 2, 1], "client_id": [3, 4, 5],
-                          "expected_value": [10.0, 5.0, 7.0], "p_conversion": [0.2, 0.1, 0.3],
-                          "reasons": ["logins_30d, balance_401k", "", "calculator_use_30d"]})
+    queue = pd.DataFrame({"as_of_date": [dt.date(2025, 3, 2)] * 3, "advisor_id": [1, 1, 2], "rank": [1, 2, 1],
+                          "client_id": [3, 4, 5], "expected_value": [10.0, 5.0, 7.0], "p_conversion": [0.2, 0.1, 0.3],
+                          "conversion_reason_1": ["logins_30d", "", "calculator_use_30d"],
+                          "conversion_reason_2": ["balance_401k", "", ""], "conversion_reason_3": ["", "", ""]})
     with world.warehouse.connect() as conn:
         conn.execute("create schema if not exists scoring")
         conn.register("queue", queue)

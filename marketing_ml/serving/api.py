@@ -13,7 +13,6 @@ hop to the thread pool and back.
 import datetime as dt
 import hashlib
 import hmac
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -211,15 +210,6 @@ def _utc(stamp: dt.datetime | None) -> dt.datetime | None:
     return None if stamp is None else stamp.replace(tzinfo=dt.UTC)
 
 
-def _reason_list(value: object) -> list[str]:
-    """The queue's reasons as a list of feature names, whether stored as a list or a delimited string."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
-    return [str(v) for v in value if v is not None and str(v)]
-
-
 def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Sequence[FeatureField]) -> FastAPI:
     """The API over a runtime; the app's lifespan starts and stops the runtime's refresh thread (a
     TestClient used without `with` leaves it off, and the test drives the refreshes)."""
@@ -318,7 +308,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         rows = queue.entries(advisor_id, limit)
         entries = [
             AdvisorQueueEntry(rank=int(r.rank), client_id=int(r.client_id), expected_value=float(r.expected_value),
-                              p_conversion=float(r.p_conversion), reasons=_reason_list(r.reasons))
+                              p_conversion=float(r.p_conversion), reasons=list(r.reasons))
             for r in rows.itertuples(index=False)
         ]
         return AdvisorQueueResponse(advisor_id=advisor_id, as_of_date=queue.as_of_date, entries=entries)
