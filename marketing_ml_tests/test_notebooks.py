@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from marketing_ml.notebook import open_local_platform
 from marketing_ml.settings import ENV_CLIENTS, ENV_HISTORY_DAYS, ENV_REGIME_SHIFT, ENV_SEED, ENV_START_DATE, ENV_WAREHOUSE
 from marketing_ml_tests.conftest import TRAINING_END, copy_of, run_step
 
@@ -48,6 +49,13 @@ def test_committed_notebook_has_no_outputs(name):
     dirty = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
              and (cell.outputs or cell.execution_count is not None or "execution" in cell.metadata)]
     assert not dirty, f"{name}: cells {dirty} carry outputs or execution state; clear them before committing"
+
+
+def test_a_notebook_on_an_empty_directory_says_what_to_run_and_pins_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("MARKETING_ML_HOME", str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="marketing-ml run"):
+        open_local_platform()
+    assert not (tmp_path / "nothing").exists()
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +93,9 @@ def test_notebook_runs_on_the_trained_world(name, demo_world, monkeypatch):
     assert images, f"{name} drew no plot"
     texts = _texts(notebook)
     assert not [t for t in texts if EMAIL.search(t)], f"{name} shows an e-mail address"
+    if name.startswith("02"):  # the notebook recomputes two features from raw events before the as-of date
+        for feature in ("events_7d", "calculator_use_30d"):
+            assert re.search(rf"{feature}: 0 of [1-9][\d,]* clients differ", "\n".join(texts)), texts
     if name.startswith("04"):
         served = "\n".join(texts)
         port = int(re.search(r"ready on http://127\.0\.0\.1:(\d+)", served).group(1))
