@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 
-TABLE_BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+TABLE_BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 QUOTED_FIGURE = re.compile(
     r"(?P<shown>\d[\d,]*(?:\.\d+)?)<!--\s*(?P<file>[\w-]+\.json)\s+(?P<path>.+?)"
     r"(?:\s+(?P<op>[*/])(?P<factor>\d+(?:\.\d+)?))?\s*-->"
@@ -72,7 +72,7 @@ def lookup(document: object, path: str) -> float:
     if position != len(path):
         raise ValueError(f"cannot read the path {path!r} at {path[position:]!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{path!r} is not a number: {value!r}")
+        raise TypeError(f"{path!r} is not a number: {value!r}")
     return float(value)
 
 

@@ -19,7 +19,14 @@ import pytest
 from nbclient import NotebookClient
 
 from marketing_ml.notebook import open_local_platform
-from marketing_ml.settings import ENV_CLIENTS, ENV_HISTORY_DAYS, ENV_REGIME_SHIFT, ENV_SEED, ENV_START_DATE, ENV_WAREHOUSE
+from marketing_ml.settings import (
+    ENV_CLIENTS,
+    ENV_HISTORY_DAYS,
+    ENV_REGIME_SHIFT,
+    ENV_SEED,
+    ENV_START_DATE,
+    ENV_WAREHOUSE,
+)
 from marketing_ml_tests.conftest import TRAINING_END, copy_of, run_step
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bash_blocks(text: str) -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
 
 
 def test_ci_runs_the_readme_test_command_verbatim():
@@ -80,7 +80,7 @@ NOT_ASSETS = {"landing", "api"}
 
 def _diagram() -> tuple[dict[str, str | None], list[tuple[str, str, str]]]:
     """(node -> subgraph it is first drawn in, edges as (kind, source, target)) of the README's Mermaid."""
-    block = re.search(r"```mermaid\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S).group(1)
+    block = re.search(r"```mermaid\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL).group(1)
     nodes: dict[str, str | None] = {}
     edges = []
     subgraph = None
