@@ -112,9 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _selected_steps(args: argparse.Namespace) -> list[Step]:
-    if args.step:
-        return [s for s in STEPS if s.name in args.step]
-    return [s for s in STEPS if s.name != "streaming"]
+    """The steps to run, in pipeline order: the named ones, else every step but the long-running streaming demo."""
+    chosen = [s for s in STEPS if s.name in args.step] if args.step else [s for s in STEPS if s.name != "streaming"]
+    return [s for s in chosen if not (args.no_streaming and s.name == "streaming")]
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -98,11 +98,14 @@ TRAINING_END = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
 
 @pytest.fixture(scope="session")
 def training_world(tmp_path_factory) -> Settings:
-    """A data directory with the data and features steps built for 10,000 clients x 120 days."""
+    """A data directory with the data and features steps built for 10,000 clients x 120 days, the runs
+    recorded in its own Dagster instance as `marketing-ml run` records them."""
     config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS)
     settings = Settings(tmp_path_factory.mktemp("mm_training_world"), "duckdb", config)
-    run_step(settings, "step_data", TEST_START, TRAINING_END)
-    run_step(settings, "step_features", TEST_START, TRAINING_END)
+    settings.dagster_home.mkdir()
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        run_step(settings, "step_data", TEST_START, TRAINING_END, instance=instance)
+        run_step(settings, "step_features", TEST_START, TRAINING_END, instance=instance)
     return settings
 
 
@@ -112,6 +115,7 @@ def trained(training_world, tmp_path_factory):
     (default windows, fitted to the 120-day history, and the default gate): (settings, instance, stdout)."""
     home = tmp_path_factory.mktemp("mm_training")
     shutil.copy(training_world.duckdb_path, home / "warehouse.duckdb")
+    shutil.copytree(training_world.dagster_home, home / "dagster_home")  # the data and features runs, for the UI
     sim = training_world.simulation
     env = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": sim.start_date.isoformat(),
            "MARKETING_ML_CLIENTS": str(sim.n_clients)}

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import duckdb
+import pytest
 
+from marketing_ml.cli import _parser, _selected_steps
 from marketing_ml.features.catalog import load_feature_catalog
 from marketing_ml_tests.conftest import TEST_CLIENTS, TEST_END, TEST_START
 
@@ -45,6 +47,16 @@ def test_help_documents_every_command():
     result = subprocess.run([sys.executable, "-m", "marketing_ml.cli", "run", "--help"], capture_output=True, text=True)
     for word in ("--step", "--no-streaming", "--clients", "--days", "data", "features", "models", "registry", "inference", "streaming"):
         assert word in result.stdout
+
+
+@pytest.mark.parametrize(("argv", "steps"), [
+    (["run"], ["data", "features", "models", "registry", "inference"]),
+    (["run", "--no-streaming"], ["data", "features", "models", "registry", "inference"]),
+    (["run", "--step", "streaming", "--step", "data"], ["data", "streaming"]),
+    (["run", "--step", "data", "--step", "streaming", "--no-streaming"], ["data"]),
+])
+def test_run_without_a_step_runs_everything_but_streaming_in_order(argv, steps):
+    assert [s.name for s in _selected_steps(_parser().parse_args(argv))] == steps
 
 
 def test_data_and_features_steps_end_to_end(tmp_path):

@@ -1,0 +1,231 @@
+"""The README's measured figures, tied to the benchmark results so the two cannot drift apart.
+
+- **Tables** are generated from `benchmarks/results/*.json` and sit in the README between
+  `<!-- table: NAME -->` and `<!-- /table -->`. After rerunning a benchmark, regenerate them:
+
+      python benchmarks/readme.py
+
+- **Figures quoted in prose** carry their source right after the number, in an HTML comment GitHub does
+  not render: `0.993<!-- training.json goals.conversion.best_auc_ratio_to_oracle -->`. The path is keys
+  separated by dots (a key with spaces or dots in double quotes), list items as `[i]`; an optional
+  `*N` or `/N` scales the value (`*100` for a percentage, `/1000` for MB shown as GB). The figure must be
+  the value rounded to as many decimals as the README shows.
+
+`marketing_ml_tests/test_readme.py` fails when a table differs from its rendering or a quoted figure does
+not match its source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+TABLE_BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+QUOTED_FIGURE = re.compile(
+    r"(?P<shown>\d[\d,]*(?:\.\d+)?)<!--\s*(?P<file>[\w-]+\.json)\s+(?P<path>.+?)"
+    r"(?:\s+(?P<op>[*/])(?P<factor>\d+(?:\.\d+)?))?\s*-->"
+)
+PATH_PART = re.compile(r'"(?P<quoted>[^"]+)"|(?P<key>[\w-]+)|\[(?P<index>\d+)\]|(?P<dot>\.)')
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+# ---- quoted figures ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotedFigure:
+    shown: str
+    file: str
+    path: str
+    scale: float
+    line: int
+
+    def expected(self, results: dict) -> float:
+        return lookup(results, self.path) * self.scale
+
+    def matches(self, results: dict) -> bool:
+        decimals = len(self.shown.split(".")[1]) if "." in self.shown else 0
+        return round(self.expected(results), decimals) == float(self.shown.replace(",", ""))
+
+
+def lookup(document: object, path: str) -> float:
+    """The number at `path` (e.g. `models.conversion_xgboost.auc`, `results[1].rows`) in a results file."""
+    value = document
+    position = 0
+    for part in PATH_PART.finditer(path):
+        if part.start() != position:
+            raise ValueError(f"cannot read the path {path!r} at {path[position:]!r}")
+        position = part.end()
+        if part["dot"]:
+            continue
+        value = value[int(part["index"])] if part["index"] is not None else value[part["quoted"] or part["key"]]
+    if position != len(path):
+        raise ValueError(f"cannot read the path {path!r} at {path[position:]!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{path!r} is not a number: {value!r}")
+    return float(value)
+
+
+def quoted_figures(text: str) -> list[QuotedFigure]:
+    figures = []
+    for match in QUOTED_FIGURE.finditer(text):
+        factor = float(match["factor"] or 1)
+        figures.append(QuotedFigure(match["shown"], match["file"], match["path"].strip(),
+                                    1 / factor if match["op"] == "/" else factor,
+                                    text.count("\n", 0, match.start()) + 1))
+    return figures
+
+
+# ---- generated tables ----------------------------------------------------------------------------------
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    return "\n".join([_row(*header), _row(*["---"] * len(header)), *(_row(*r) for r in rows)]) + "\n"
+
+
+def _ms(value: float) -> str:
+    """Three significant figures or so, the way latencies read: 0.56, 12.4, 173, 4,530."""
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _gb(mb: float) -> str:
+    return f"{mb / 1000:.1f} GB"
+
+
+def simulation_table() -> str:
+    runs = load("simulation.json")["results"]
+    return _table(
+        ["clients", "days", "events", "simulate", "write to DuckDB", "peak memory (main / worker)"],
+        [[f"{r['clients']:,}", r["days"], f"{r['events']:,}", f"{r['simulate_seconds']:.1f} s",
+          f"{r['duckdb_write_seconds']:.1f} s", f"{r['peak_rss_mb_main']:,} / {r['peak_rss_mb_worker']:,} MB"]
+         for r in runs],
+    )
+
+
+def features_table() -> str:
+    runs = {r["step"]: r for r in load("features.json")["results"]}
+    labels = {"backfill": f"{runs['backfill']['as_of_dates']}-day backfill, one run, empty table",
+              "partition": "one daily partition, replacing the last day"}
+    return _table(
+        ["build", "rows", "Dagster run", "dbt model", "dbt CPU", "peak memory (dbt)"],
+        [[label, f"{runs[step]['rows']:,}", f"{runs[step]['run_seconds']:.0f} s", f"{runs[step]['dbt_model_seconds']:.0f} s",
+          f"{runs[step]['dbt_cpu_seconds']:.0f} s", _gb(runs[step]["peak_rss_mb_dbt"])] for step, label in labels.items()],
+    )
+
+
+def _champions(training: dict) -> dict[str, str]:
+    """task -> champion family, from the registry decisions ("**xgboost is @champion (v1)**")."""
+    found = {}
+    for task, decision in training["registry"].items():
+        match = re.search(r"(\w+) is @champion", str(decision.get("decision", "")))
+        if match:
+            found[task] = match[1]
+    return found
+
+
+def _task_models(training: dict, task: str, key: str) -> list[tuple[str, dict]]:
+    models = [(name.removeprefix(f"{task}_"), m) for name, m in training["models"].items() if name.startswith(f"{task}_")]
+    return sorted(models, key=lambda item: -item[1][key])
+
+
+def outcome_models_table() -> str:
+    training = load("training.json")
+    champions = _champions(training)
+    rows = []
+    for task in ("conversion", "churn"):
+        for family, m in _task_models(training, task, "auc"):
+            champion = champions.get(task) == family
+            ratio = f"{m['auc_ratio_to_oracle']:.3f}"
+            rows.append([f"{task} {family}" + (" (champion)" if champion else ""), f"{m['auc']:.4f}",
+                         f"{m['oracle_auc']:.4f}", f"**{ratio}**" if champion else ratio,
+                         f"{m['calibration_error']:.4f} ({m['oracle_calibration_error']:.4f})",
+                         f"{m['training_seconds']:.0f}"])
+    return _table(["model", "AUC", "oracle AUC", "AUC / oracle", "calibration error (oracle's)", "train s"], rows)
+
+
+def nba_models_table() -> str:
+    training = load("training.json")
+    champion = _champions(training).get("nba")
+    models = _task_models(training, "nba", "policy_value")
+    oracle_auc = models[0][1]["oracle_auc"]
+    rows = []
+    for family, m in models:
+        lift = f"{m['captured_lift']:.3f}"
+        rows.append([family + (" (champion)" if family == champion else ""), f"{m['auc']:.4f}",
+                     f"{m['policy_accuracy']:.3f}", f"{m['policy_value']:.4f}",
+                     f"**{lift}**" if family == champion else lift, f"{m['training_seconds']:.0f}"])
+    return _table(["NBA (6 response models)", f"response AUC (oracle {oracle_auc:.4f})", "policy accuracy",
+                   "policy value", "captured lift", "train s"], rows)
+
+
+def champion_latency_table() -> str:
+    latency = load("training.json")["champion_predict_latency"]
+    return _table(
+        ["champion", "family", "one row p50", "one row p99", "rows/s in 10,000-row batches"],
+        [[task, m["family"], f"{_ms(m['one_row_p50_ms'])} ms", f"{_ms(m['one_row_p99_ms'])} ms",
+          f"{m['rows_per_second_10k_batch']:,}"] for task, m in latency.items()],
+    )
+
+
+def serving_table() -> str:
+    results = load("serving.json")["results"]
+    rows = []
+    for name, runs in results.items():
+        server, route = name.split(" ", 1)
+        label = ("ours" if server == "ours" else f"`{server} models serve`") + f" `{route}`"
+        closed = [runs[f"concurrency_{c}"] for c in (1, 16, 64)]
+        cpu = [r["server_cpu_ms_per_request"] for r in closed]
+        rows.append([label, *(f"{_ms(r['p50_ms'])} / {_ms(r['p99_ms'])} ms" for r in closed),
+                     f"{max(r['throughput_rps'] for r in closed):,.0f} req/s", f"{_ms(min(cpu))}-{_ms(max(cpu))} ms"])
+    return _table(["server, route", "1 connection: p50 / p99", "16: p50 / p99", "64: p50 / p99", "throughput (max)",
+                   "server CPU per request"], rows)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "simulation": simulation_table,
+    "features": features_table,
+    "outcome-models": outcome_models_table,
+    "nba-models": nba_models_table,
+    "champion-latency": champion_latency_table,
+    "serving": serving_table,
+}
+
+
+def table_blocks(text: str) -> dict[str, str]:
+    return {m["name"]: m["body"] for m in TABLE_BLOCK.finditer(text)}
+
+
+def render(text: str) -> str:
+    """The README with every table block regenerated from the results."""
+    return TABLE_BLOCK.sub(lambda m: m[1] + TABLES[m["name"]]() + m[4], text)
+
+
+def main() -> None:
+    text = README.read_text()
+    missing = set(TABLES) - set(table_blocks(text))
+    if missing:
+        raise SystemExit(f"README.md has no block for the tables {sorted(missing)}: add <!-- table: NAME --><!-- /table -->")
+    README.write_text(render(text))
+    results = {name: load(name) for name in {f.file for f in quoted_figures(text)}}
+    wrong = [f for f in quoted_figures(text) if not f.matches(results[f.file])]
+    for f in wrong:
+        print(f"README.md:{f.line}: {f.shown} but {f.file} {f.path} gives {f.expected(results[f.file]):g}")
+    print(f"tables regenerated; {len(wrong)} quoted figures to update by hand")
+
+
+if __name__ == "__main__":
+    main()
