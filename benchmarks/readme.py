@@ -195,6 +195,34 @@ def serving_table() -> str:
                    "server CPU per request"], rows)
 
 
+def scoring_table() -> str:
+    results = load("scoring.json")["results"]
+    populations = list(results.values())
+    header = ["model (family)", *(f"{p['rows']:,} rows: clients/s (per response model)" for p in populations),
+              *(f"overhead at {p['rows']:,}" for p in populations)]
+    rows = []
+    for name in populations[0]["models"]:
+        measured = [p["models"][name] for p in populations]
+        per_model = [f"{m['clients_per_second']:,}" + (f" ({m['clients_per_second_per_response_model']:,})"
+                     if m["response_models"] > 1 else "") for m in measured]
+        rows.append([f"{name} ({measured[0]['family']})", *per_model, *(f"{m['overhead_ratio']:.2f}x" for m in measured)])
+    rows.append(["`score_clients`, all three champions",
+                 *(f"{p['score_clients_all_champions']['clients_per_second']:,}" for p in populations),
+                 *(f"{p['score_clients_all_champions']['overhead_ratio_vs_champions_model_predict']:.2f}x" for p in populations)])
+    return _table(header, rows)
+
+
+def streaming_table() -> str:
+    files = load("streaming.json")["files"]
+    parts = ["landed_to_run_requested", "run_queued_and_launched", "run_ingest_and_rescore", "run_end_to_api_visible"]
+    return _table(
+        ["file", "landed -> new score in the API", "-> run requested", "-> run started", "run (ingest + rescore)",
+         "run end -> API"],
+        [[i + 1, f"{f['latency_seconds']:.1f} s", *(f"{f['breakdown_seconds'][k]:.1f} s" for k in parts)]
+         for i, f in enumerate(files)],
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "simulation": simulation_table,
     "features": features_table,
@@ -202,6 +230,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "nba-models": nba_models_table,
     "champion-latency": champion_latency_table,
     "serving": serving_table,
+    "scoring": scoring_table,
+    "streaming": streaming_table,
 }
 
 
