@@ -9,7 +9,6 @@ results in the data directory's Dagster instance, the MLflow store.
 
 from __future__ import annotations
 
-
 import dagster as dg
 import duckdb
 import numpy as np
@@ -24,6 +23,8 @@ from marketing_ml.training.families import FAMILIES
 from marketing_ml.training.predictor import load_champion
 from marketing_ml.training.registry import CHAMPION, alias_version, log_trained_model
 from marketing_ml.training.tasks import NBA, OUTCOME_TASKS, TASK_NAMES, TrainingFrames, train_outcome_model
+from marketing_ml_tests.conftest import copy_of
+
 
 def _metadata(instance: dg.DagsterInstance, key: str) -> dict:
     event = instance.get_latest_materialization_event(dg.AssetKey(key))
@@ -137,9 +138,10 @@ def test_the_cli_ran_both_steps_through_dagster(trained):
     assert all(r.is_success for r in runs)
 
 
-def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained):
-    # last in this module: it records a refused gate on churn_champion in the shared instance
-    settings, instance, _ = trained
+def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path):
+    # on a private copy: the bad model becomes the latest materialization of the churn models
+    settings = copy_of(trained[0], tmp_path / "world")
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
     store = _mlflow(settings)
     frames, _ = load_training_frames(DuckDBWarehouse(path=str(settings.duckdb_path)), "churn")
     rng = np.random.default_rng(1)
