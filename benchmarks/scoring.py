@@ -133,7 +133,7 @@ def main() -> None:
             print(f"{label} {task}@{alias} ({measured['family']}): {measured['clients_per_second']:,} clients/s, "
                   f"overhead {measured['overhead_ratio']}x", flush=True)
         champions = {task: loaded[task, "champion"] for task in TASK_NAMES}
-        seconds = best_seconds(lambda f=frame: score_clients(f, champions), repeats=1 if len(frame) > 200_000 else REPEATS)
+        seconds = best_seconds(lambda f=frame, c=champions: score_clients(f, c), repeats=1 if len(frame) > 200_000 else REPEATS)
         champion_predict = sum(results[label]["models"][f"{task}@champion"]["model_predict_seconds"] for task in TASK_NAMES)
         results[label]["score_clients_all_champions"] = {
             "seconds": round(seconds, 3), "clients_per_second": round(len(frame) / seconds),

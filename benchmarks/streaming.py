@@ -73,7 +73,7 @@ def watch(url: str, client_id: int, landed: dt.datetime, out: dict) -> None:
                 updated = response.json().get("features_updated_at")
                 if updated and dt.datetime.fromisoformat(updated) > landed:
                     out["latency_seconds"] = round(time.monotonic() - began, 2)
-                    out["visible_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+                    out["visible_at"] = dt.datetime.now(dt.UTC).isoformat()
                     return
             time.sleep(POLL_SECONDS)
     out["latency_seconds"] = None
@@ -121,7 +121,7 @@ def main() -> None:
         print(f"API ready on {url}; streaming {args.files} files of {day}, one every {args.interval:g}s", flush=True)
 
         def on_file(path: Path, records: int) -> None:
-            landed = dt.datetime.now(dt.timezone.utc)
+            landed = dt.datetime.now(dt.UTC)
             try:
                 lines = path.read_text().splitlines()
             except FileNotFoundError:  # already ingested and archived
