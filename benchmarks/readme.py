@@ -223,6 +223,20 @@ def streaming_table() -> str:
     )
 
 
+def business_table() -> str:
+    business = load("business.json")
+    labels = {"conversion": "conversion: advisor queue", "churn": "churn: retention calls", "next_best_action": "next best action: every client"}
+    rows = []
+    for use_case, by_policy in business["mean_per_day"].items():
+        for policy in ("model", "random", "oracle"):
+            r = by_policy[policy]
+            revenue = "-" if r["annual_revenue_usd"] is None else f"${r['annual_revenue_usd']:,.0f}"
+            rows.append([labels[use_case] if policy == "model" else "", policy, f"{r['contacts']:,.0f}", f"{r['expected_outcomes']:,.1f}",
+                         revenue, f"{r['lift_vs_random_pct']:,.0f}%", f"{r['captured_pct']:.1f}%"])
+    return _table(["use case", "policy", "contacts / day", "expected outcomes / day", "annual revenue of a day's targeting",
+                   "lift vs random", "share of the oracle's gain"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "simulation": simulation_table,
     "features": features_table,
@@ -231,6 +245,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "champion-latency": champion_latency_table,
     "serving": serving_table,
     "scoring": scoring_table,
+    "business-impact": business_table,
     "streaming": streaming_table,
 }
 
