@@ -39,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import duckdb
+    import pandas as pd
 
     from marketing_ml.scoring.business import BusinessAssumptions
     from marketing_ml.settings import load_settings
@@ -64,7 +65,7 @@ def main() -> None:
     )
     by_use_case: dict[str, dict] = {}
     for (use_case, policy), row in summary.iterrows():
-        by_use_case.setdefault(use_case, {})[policy] = {k: (None if v != v else float(v)) for k, v in row.items()}
+        by_use_case.setdefault(use_case, {})[policy] = {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
     daily = impact.pivot_table(index="as_of_date", columns=["use_case", "policy"], values="annual_revenue_usd")
     incremental = sum(daily[(u, "model")] - daily[(u, "random")] for u in ("conversion", "churn"))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
