@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import dagster as dg
 import duckdb
@@ -11,10 +12,15 @@ import pandas as pd
 import pytest
 
 from marketing_ml.definitions import build_definitions
-from marketing_ml.features.catalog import FEATURE_TABLE, KEY_COLUMNS, load_feature_catalog, model_input_features
+from marketing_ml.features.catalog import (
+    FEATURE_TABLE,
+    KEY_COLUMNS,
+    load_feature_catalog,
+    model_input_features,
+)
 from marketing_ml.features.quality import measure_completeness, measure_freshness
 from marketing_ml.simulation.vocabulary import CHANNELS, EVENT_TYPES
-from marketing_ml_tests.conftest import TEST_END, TEST_START
+from marketing_ml_tests.conftest import TEST_END, TEST_START, copy_of, run_step
 
 SQL_TYPES = {"integer": "BIGINT", "float": "DOUBLE", "boolean": "BOOLEAN", "category": "VARCHAR"}
 SEGMENTS = {"new", "growing", "engaged", "at_risk", "dormant"}
@@ -130,3 +136,18 @@ def test_no_feature_reads_the_ground_truth(conn):
     staged = {c for (c,) in conn.execute(
         "select column_name from information_schema.columns where table_schema = 'staging'").fetchall()}
     assert not {c for c in staged if c.startswith("p_")}
+
+
+def test_a_feature_build_waits_out_a_reader_of_the_warehouse(features_settings, tmp_path):
+    """The API polls the warehouse read-only; a dbt build that starts during a poll retries its connect
+    (profiles.yml `retries`) instead of failing the run."""
+    settings = copy_of(features_settings, tmp_path / "world")
+    reader = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    release = threading.Timer(12, reader.close)  # past dbt's start-up and first connect, within its retries
+    release.start()
+    try:
+        result = run_step(settings, "step_features", TEST_END, TEST_END)
+    finally:
+        release.cancel()
+        reader.close()
+    assert result.success

@@ -209,13 +209,19 @@ def build_realtime_scores(dbt_manifest: dict) -> dg.AssetsDefinition:
         if request is None:
             context.log.info("no streamed events since the last rescoring")
             return
+        if not rescoring.online_table_exists(warehouse):
+            context.log.warning("streamed events are ingested, but rescoring waits for the online feature table: "
+                                "run `marketing-ml run --step features` first")
+            return
+        began = utc_now()
+        build = rescoring.start_online_feature_build(dbt, dbt_manifest, request)
         try:
             champions = {task: load_champion(task, mlflow.tracking_uri) for task in TASKS}
         except LookupError as missing:
+            build.wait()
             context.log.warning(f"streamed events are ingested, but rescoring waits for champions: {missing}")
             return
-        began = utc_now()
-        rows = rescoring.online_feature_rows(dbt, dbt_manifest, warehouse, request)
+        rows = rescoring.online_feature_rows(build, warehouse)
         rescoring.replace_online_rows(warehouse, utc_now())
         scores = rescoring.realtime_scores(rows, champions, request, utc_now())
         warehouse.append({rescoring.SCORES_TABLE: scores})

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 
 import pandas as pd
+from dagster_dbt import DbtCliInvocation
 
 from marketing_ml.resources.dbt import WarehouseDbtCliResource
 from marketing_ml.resources.warehouse import WarehouseResource
@@ -63,20 +64,28 @@ def pending_request(warehouse: WarehouseResource) -> RescoreRequest | None:
     return RescoreRequest(sorted(int(c) for c in fresh["client_id"]), as_of, pd.Timestamp(fresh["ingested_until"].max()))
 
 
-def online_feature_rows(dbt: WarehouseDbtCliResource, manifest: dict, warehouse: WarehouseResource,
-                        request: RescoreRequest) -> pd.DataFrame:
-    """Build `client_features_online` for the request with dbt and return its rows."""
+def online_table_exists(warehouse: WarehouseResource) -> bool:
+    return bool(table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME))
+
+
+def start_online_feature_build(dbt: WarehouseDbtCliResource, manifest: dict,
+                               request: RescoreRequest) -> DbtCliInvocation:
+    """Start building `client_features_online` for the request; dbt runs in its own process, so the caller
+    can load the champions meanwhile (both take seconds, and the sum is the stream's latency)."""
     day = request.as_of_date.isoformat()
     variables = json.dumps({"min_date": day, "max_date": day, "online_clients": request.clients})
-    dbt.cli(["run", "--select", ONLINE_MODEL, "--vars", variables], manifest=manifest).wait()
+    return dbt.cli(["run", "--select", ONLINE_MODEL, "--vars", variables], manifest=manifest)
+
+
+def online_feature_rows(build: DbtCliInvocation, warehouse: WarehouseResource) -> pd.DataFrame:
+    """Wait for the build and return its rows."""
+    build.wait()
     return warehouse.query(f"select * from {ONLINE_MODEL_TABLE}")
 
 
 def replace_online_rows(warehouse: WarehouseResource, updated_at: dt.datetime) -> None:
     """Swap the clients' rows of the online table for the fresh ones (one statement each, same columns)."""
     columns = table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME)
-    if not columns:
-        raise LookupError(f"{ONLINE_TABLE} does not exist yet: run `marketing-ml run --step features` first")
     feature_columns = [c for c in columns if c != UPDATED_AT]
     selected = ", ".join(feature_columns)
     warehouse.execute(f"delete from {ONLINE_TABLE} where client_id in (select client_id from {ONLINE_MODEL_TABLE})")
