@@ -74,6 +74,13 @@ def dagster_ui(data_settings, tmp_path):
         log.close()
 
 
+def _dismiss_newsletter(page) -> None:
+    """Close Dagster's first-visit newsletter dialog if it is open."""
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.click()
+
+
 def test_asset_graph_renders_in_chromium_and_a_materialization_launched_from_the_ui_succeeds(dagster_ui):
     from playwright.sync_api import sync_playwright
 
@@ -85,14 +92,13 @@ def test_asset_graph_renders_in_chromium_and_a_materialization_launched_from_the
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{url}/asset-groups", wait_until="networkidle")
-        skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
-        if skip.count():
-            skip.click()
+        _dismiss_newsletter(page)
         page.get_by_text("Global asset lineage").wait_for()
         for group in groups:
             page.get_by_text(group, exact=True).first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_asset_graph.png"))
         page.goto(f"{url}/assets?view=flat", wait_until="networkidle")
+        _dismiss_newsletter(page)
         page.screenshot(path=str(ARTIFACTS / "dagster_ui_catalog.png"))
         # the catalog renders only the rows in view: scroll through it, bounded, collecting what is shown
         names = {spec.key.to_user_string() for spec in specs}
@@ -102,6 +108,7 @@ def test_asset_graph_renders_in_chromium_and_a_materialization_launched_from_the
         page.mouse.move(800, 600)
         deadline = time.monotonic() + 120
         while seen != names and time.monotonic() < deadline:
+            _dismiss_newsletter(page)  # a modal blocks the wheel, and it can open late
             text = page.inner_text("body")
             seen |= {name for name in names if name in text}
             page.mouse.wheel(0, 400)
