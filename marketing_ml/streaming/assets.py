@@ -209,7 +209,8 @@ def build_realtime_scores(dbt_manifest: dict) -> dg.AssetsDefinition:
         if request is None:
             context.log.info("no streamed events since the last rescoring")
             return
-        if not rescoring.online_table_exists(warehouse):
+        online_columns = rescoring.online_table_columns(warehouse)
+        if not online_columns:
             context.log.warning("streamed events are ingested, but rescoring waits for the online feature table: "
                                 "run `marketing-ml run --step features` first")
             return
@@ -222,7 +223,7 @@ def build_realtime_scores(dbt_manifest: dict) -> dg.AssetsDefinition:
             context.log.warning(f"streamed events are ingested, but rescoring waits for champions: {missing}")
             return
         rows = rescoring.online_feature_rows(build, warehouse)
-        rescoring.replace_online_rows(warehouse, utc_now())
+        rescoring.replace_online_rows(warehouse, online_columns, utc_now())
         scores = rescoring.realtime_scores(rows, champions, request, utc_now())
         warehouse.append({rescoring.SCORES_TABLE: scores})
         context.log.info(f"rescored {len(scores):,} clients as of {request.as_of_date}")

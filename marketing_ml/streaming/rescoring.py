@@ -64,8 +64,9 @@ def pending_request(warehouse: WarehouseResource) -> RescoreRequest | None:
     return RescoreRequest(sorted(int(c) for c in fresh["client_id"]), as_of, pd.Timestamp(fresh["ingested_until"].max()))
 
 
-def online_table_exists(warehouse: WarehouseResource) -> bool:
-    return bool(table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME))
+def online_table_columns(warehouse: WarehouseResource) -> list[str]:
+    """The online table's columns; none while the table does not exist."""
+    return table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME)
 
 
 def start_online_feature_build(dbt: WarehouseDbtCliResource, manifest: dict,
@@ -83,9 +84,8 @@ def online_feature_rows(build: DbtCliInvocation, warehouse: WarehouseResource) -
     return warehouse.query(f"select * from {ONLINE_MODEL_TABLE}")
 
 
-def replace_online_rows(warehouse: WarehouseResource, updated_at: dt.datetime) -> None:
-    """Swap the clients' rows of the online table for the fresh ones (one statement each, same columns)."""
-    columns = table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME)
+def replace_online_rows(warehouse: WarehouseResource, columns: list[str], updated_at: dt.datetime) -> None:
+    """Swap the clients' rows of the online table (`columns`) for the fresh ones (one statement each)."""
     feature_columns = [c for c in columns if c != UPDATED_AT]
     selected = ", ".join(feature_columns)
     warehouse.execute(f"delete from {ONLINE_TABLE} where client_id in (select client_id from {ONLINE_MODEL_TABLE})")
