@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import os
-import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "business.json"
+from results_file import scratch_copy, write_results
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -44,9 +41,7 @@ def main() -> None:
     from marketing_ml.scoring.business import BusinessAssumptions
     from marketing_ml.settings import load_settings
 
-    work = Path(tempfile.mkdtemp(prefix="mm_business_bench_")) / "world"
-    print(f"copying {args.data_dir} to {work}", flush=True)
-    shutil.copytree(args.data_dir, work, ignore=shutil.ignore_patterns("landing", "dbt"))
+    work = scratch_copy(args.data_dir, "mm_business_bench_")
     env = {**os.environ, "MARKETING_ML_HOME": str(work), "PYTHONPATH": str(REPO)}
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "marketing_ml.cli", "run", "--step", "inference", "--scoring-days", str(args.days)],
@@ -68,11 +63,7 @@ def main() -> None:
         by_use_case.setdefault(use_case, {})[policy] = {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
     daily = impact.pivot_table(index="as_of_date", columns=["use_case", "policy"], values="annual_revenue_usd")
     incremental = sum(daily[(u, "model")] - daily[(u, "random")] for u in ("conversion", "churn"))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "business",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "measured_on": dt.date.today().isoformat(),
+    write_results("business", {
         "world": {"clients": settings.simulation.n_clients, "scored_clients_per_day": round(float(clients)),
                   "days": sorted(str(d.date()) if hasattr(d, "date") else str(d) for d in impact["as_of_date"].unique())},
         "inference_step_seconds": round(inference_seconds, 1),
@@ -81,9 +72,8 @@ def main() -> None:
         "incremental_annual_revenue_usd_per_day_of_targeting": {
             "mean": round(float(incremental.mean())), "min": round(float(incremental.min())), "max": round(float(incremental.max())),
         },
-    }, indent=2, default=str) + "\n")
+    })
     print(json.dumps(by_use_case, indent=2))
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "features.json"
+from results_file import write_results
+
 START = dt.date(2025, 1, 1)
 
 
@@ -105,17 +105,9 @@ def main() -> None:
             )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "features",
-        # other work on the machine slows every number here; the load says how busy it was
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_1m_at_start": load},
-        "measured_on": dt.date.today().isoformat(),
-        "clients": args.clients,
-        "days": args.days,
-        "results": rows,
-    }, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    # other work on the machine slows every number here; the load says how busy it was
+    write_results("features", {"clients": args.clients, "days": args.days, "results": rows},
+                  load_average_1m_at_start=load)
 
 
 if __name__ == "__main__":

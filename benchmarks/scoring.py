@@ -24,18 +24,15 @@ Goals (issue #5): >= 100k clients/s per model, overhead <= 1.5x. Results: benchm
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results_file import load_average, write_results
 
-RESULTS = Path(__file__).parent / "results" / "scoring.json"
 ALIASES = ("champion", "challenger")
 REPEATS = 3
 
@@ -48,6 +45,11 @@ def best_seconds(fn: Callable[[], object], repeats: int = REPEATS) -> float:
         fn()
         times.append(time.perf_counter() - began)
     return min(times)
+
+
+def repeats_for(frame: pd.DataFrame) -> int:
+    """A million rows is long enough to time once."""
+    return REPEATS if len(frame) <= 200_000 else 1
 
 
 def synthetic_rows(real: pd.DataFrame, n: int, seed: int = 7) -> pd.DataFrame:
@@ -78,8 +80,7 @@ def measure_model(loaded, frame: pd.DataFrame) -> dict:
         for model, matrix in zip(models, encoded, strict=True):
             model.predict_proba_encoded(matrix)
 
-    repeats = REPEATS if len(frame) <= 200_000 else 1  # a million rows is long enough to time once
-    path_s, model_s, classifier_s = (best_seconds(f, repeats) for f in (scoring_path, model_predict, classifier_only))
+    path_s, model_s, classifier_s = (best_seconds(f, repeats_for(frame)) for f in (scoring_path, model_predict, classifier_only))
     return {
         "version": loaded.version, "family": predictor.family, "response_models": len(models),
         "clients_per_second": round(len(frame) / path_s),
@@ -133,7 +134,7 @@ def main() -> None:
             print(f"{label} {task}@{alias} ({measured['family']}): {measured['clients_per_second']:,} clients/s, "
                   f"overhead {measured['overhead_ratio']}x", flush=True)
         champions = {task: loaded[task, "champion"] for task in TASK_NAMES}
-        seconds = best_seconds(lambda f=frame, c=champions: score_clients(f, c), repeats=1 if len(frame) > 200_000 else REPEATS)
+        seconds = best_seconds(lambda f=frame, c=champions: score_clients(f, c), repeats_for(frame))
         champion_predict = sum(results[label]["models"][f"{task}@champion"]["model_predict_seconds"] for task in TASK_NAMES)
         results[label]["score_clients_all_champions"] = {
             "seconds": round(seconds, 3), "clients_per_second": round(len(frame) / seconds),
@@ -142,12 +143,7 @@ def main() -> None:
         print(f"{label} score_clients (all champions): {len(frame) / seconds:,.0f} clients/s", flush=True)
 
     per_model = [m for population in results.values() for m in population["models"].values()]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "scoring",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
-        "measured_on": dt.date.today().isoformat(),
+    write_results("scoring", {
         "world": {"simulated_clients": settings.simulation.n_clients, "as_of_date": str(as_of), "active_clients": len(real)},
         "feature_read": {"rows": len(real), "seconds": round(read_seconds, 3), "rows_per_second": round(len(real) / read_seconds)},
         "goals": {
@@ -157,8 +153,7 @@ def main() -> None:
             "max_overhead_ratio": max(m["overhead_ratio"] for m in per_model), "goal_overhead_ratio": 1.5,
         },
         "results": results,
-    }, indent=2, default=str) + "\n")
-    print(f"wrote {RESULTS}")
+    }, load_average_at_end=load_average())
 
 
 if __name__ == "__main__":

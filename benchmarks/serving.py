@@ -34,7 +34,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -48,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results_file import load_average, write_results
 
-RESULTS = Path(__file__).parent / "results" / "serving.json"
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "benchmark-key"
 CONCURRENCY = (1, 16, 64)
@@ -328,7 +327,7 @@ def main() -> None:
     }
     ours_port, mlflow_port = free_port(), free_port()
     logs = Path(tempfile.mkdtemp(prefix="mm_serving_bench_logs_"))
-    load_before = os.getloadavg()
+    load_before = load_average()
     results = {}
     rate_requests = int(args.rate * args.rate_seconds)
     with server([sys.executable, "-m", "marketing_ml.cli", "serve", "--port", str(ours_port), "--log-level", "warning"],
@@ -355,13 +354,7 @@ def main() -> None:
         "p50_speedup_vs_mlflow_post_score_concurrency_1": round(theirs_p50 / ours_post["concurrency_1"]["p50_ms"], 2),
         "goal_speedup": 5.0,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "serving",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "measured_on": dt.date.today().isoformat(),
+    write_results("serving", {
         "world": {"online_clients": online_clients, "clients_sampled": len(records), "build_seconds": build_seconds},
         "champions": {task: {"version": m.version, "family": m.predictor.family} for task, m in champions.items()},
         "setup": {"workers_per_server": 1, "requests_per_level": args.requests, "warmup_requests": WARMUP,
@@ -370,9 +363,8 @@ def main() -> None:
                   "load_generator": "asyncio + uvloop, raw HTTP/1.1 keep-alive, same machine"},
         "goals": goals,
         "results": results,
-    }, indent=2) + "\n")
+    }, load_average_before=load_before, load_average_after=load_average())
     print(json.dumps(goals, indent=2))
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

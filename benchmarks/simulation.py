@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "simulation.json"
+from results_file import write_results
 
 
 def measure(clients: int, days: int) -> dict:
@@ -77,16 +75,7 @@ def main() -> None:
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {"benchmark": "simulation", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-             "measured_on": dt.date.today().isoformat(), "results": rows},
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"wrote {RESULTS}")
+    write_results("simulation", {"results": rows})
 
 
 if __name__ == "__main__":

@@ -22,21 +22,18 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+from results_file import load_average, scratch_copy, write_results
 
-RESULTS = Path(__file__).parent / "results" / "streaming.json"
 REPO = Path(__file__).resolve().parents[1]
 API_KEY = "streaming-benchmark-key"
 POLL_SECONDS = 0.2
@@ -93,9 +90,7 @@ def main() -> None:
     from marketing_ml.settings import load_settings
     from marketing_ml.streaming.producer import stream
 
-    work = Path(tempfile.mkdtemp(prefix="mm_streaming_bench_")) / "world"
-    print(f"copying {args.data_dir} to {work}", flush=True)
-    shutil.copytree(args.data_dir, work, ignore=shutil.ignore_patterns("landing", "dbt"))
+    work = scratch_copy(args.data_dir, "mm_streaming_bench_")
     env = {**os.environ, "MARKETING_ML_HOME": str(work), "DAGSTER_HOME": str(work / "dagster_home"),
            "MARKETING_ML_API_KEYS": API_KEY, "PYTHONPATH": str(REPO)}
     os.environ.update({k: env[k] for k in ("MARKETING_ML_HOME", "DAGSTER_HOME")})
@@ -172,12 +167,7 @@ def main() -> None:
                 "run_end_to_api_visible": round(visible - run["ended"], 2),
             }
     latencies = [f["latency_seconds"] for f in files if f.get("latency_seconds") is not None]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "streaming",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
-        "measured_on": dt.date.today().isoformat(),
+    write_results("streaming", {
         "world": {"clients": settings.simulation.n_clients, "online_clients": len(online), "streamed_day": day.isoformat()},
         "setup": {"files": args.files, "interval_seconds": args.interval, "events_per_file": args.events_per_file,
                   "sensor_minimum_interval_seconds": 5, "api_feature_poll_seconds": 1, "client_poll_seconds": POLL_SECONDS},
@@ -187,9 +177,8 @@ def main() -> None:
         "files": files,
         "runs": [{k: v for k, v in r.items() if k == "status"} | {"seconds": round(r["ended"] - r["started"], 2)}
                  for r in runs if r["started"] and r["ended"]],
-    }, indent=2, default=str) + "\n")
+    }, load_average_at_end=load_average())
     print(json.dumps({"latencies_seconds": latencies}, indent=2))
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

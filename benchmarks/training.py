@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "training.json"
+from results_file import load_average, write_results
+
 METRICS = ("auc", "oracle_auc", "baseline_auc", "auc_ratio_to_oracle", "calibration_error", "oracle_calibration_error",
            "log_loss", "oracle_log_loss", "baseline_log_loss", "brier", "pr_auc", "oracle_pr_auc", "policy_value",
            "policy_value_random", "policy_value_oracle", "policy_value_baseline", "captured_lift", "policy_accuracy",
@@ -136,12 +135,7 @@ def main() -> None:
     goals["nba"] = {"best_captured_lift": best_nba["captured_lift"], "goal_captured_lift": 0.85}
     goals["all_12_models_seconds"] = round(timings["models_seconds"], 1)
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "training",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
-        "measured_on": dt.date.today().isoformat(),
+    write_results("training", {
         "world": {"clients": args.clients, "days": args.days},
         "timings_seconds": {k: round(v, 1) for k, v in timings.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -149,9 +143,8 @@ def main() -> None:
         "models": models,
         "registry": champions,
         "champion_predict_latency": latency,
-    }, indent=2, default=str) + "\n")
+    }, load_average_at_end=load_average())
     print(json.dumps(goals, indent=2))
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
