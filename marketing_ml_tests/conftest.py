@@ -67,6 +67,12 @@ def warehouse(data_settings):
     conn.close()
 
 
+def query(settings: Settings, sql: str, params=()):
+    """One read-only query on a data directory's warehouse, as a DataFrame."""
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        return conn.execute(sql, list(params)).fetchdf()
+
+
 def copy_of(settings: Settings, data_dir: Path) -> Settings:
     """A private copy of a built data directory, for tests that write to the warehouse."""
     shutil.copytree(settings.data_dir, data_dir)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from marketing_ml.simulation.engine import simulate_days
 from marketing_ml.streaming.producer import stream
-from marketing_ml_tests.conftest import TRAINING_END, copy_of, run_step
+from marketing_ml_tests.conftest import TRAINING_END, copy_of, query, run_step
 
 STREAM_DAY = TRAINING_END + dt.timedelta(days=1)
 AS_OF = STREAM_DAY + dt.timedelta(days=1)
@@ -31,20 +30,15 @@ def rescored(trained, tmp_path_factory):
     return settings, instance, result, day_events
 
 
-def _query(settings, sql, params=()):
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
-        return conn.execute(sql, list(params)).fetchdf()
-
-
 def test_affected_clients_get_fresh_online_rows_and_scores(rescored):
     settings, _, result, day_events = rescored
-    streamed = _query(settings, "select count(*) as n, count(distinct client_id) as clients from streaming.streamed_events").iloc[0]
+    streamed = query(settings, "select count(*) as n, count(distinct client_id) as clients from streaming.streamed_events").iloc[0]
     assert streamed["n"] == day_events
-    scores = _query(settings, "select * from streaming.realtime_scores")
+    scores = query(settings, "select * from streaming.realtime_scores")
     assert len(scores) == streamed["clients"] and scores["client_id"].is_unique
     assert (pd.to_datetime(scores["as_of_date"]).dt.date == AS_OF).all()
     assert scores["p_churn"].between(0, 1).all()
-    online = _query(settings, "select client_id, as_of_date, updated_at from features.online_client_features")
+    online = query(settings, "select client_id, as_of_date, updated_at from features.online_client_features")
     fresh = online[online["client_id"].isin(scores["client_id"])]
     stale = online[~online["client_id"].isin(scores["client_id"])]
     assert len(fresh) == len(scores) and online["client_id"].is_unique
@@ -56,12 +50,12 @@ def test_affected_clients_get_fresh_online_rows_and_scores(rescored):
 
 def test_online_rows_equal_the_batch_features_once_the_day_lands(rescored):
     settings, instance, _, _ = rescored
-    online = _query(settings, "select * from features.online_client_features where as_of_date = ? order by client_id", [AS_OF])
+    online = query(settings, "select * from features.online_client_features where as_of_date = ? order by client_id", [AS_OF])
     run_step(settings, "step_data", STREAM_DAY, STREAM_DAY, instance=instance)
     run_step(settings, "step_features", AS_OF, AS_OF, instance=instance)
-    batch = _query(settings, "select * from features.client_features_daily where as_of_date = ? order by client_id", [AS_OF])
+    batch = query(settings, "select * from features.client_features_daily where as_of_date = ? order by client_id", [AS_OF])
     # the stream carries events, not the day's outcomes or campaign touches: those clients' rows differ
-    not_streamed = set(_query(
+    not_streamed = set(query(
         settings,
         "select client_id from raw.raw_outcomes where outcome_date = ? "
         "union select client_id from raw.raw_campaign_touches where touch_date = ?",
@@ -83,7 +77,7 @@ def test_online_rows_equal_the_batch_features_once_the_day_lands(rescored):
 
 def test_a_run_without_new_events_rescores_nothing(rescored):
     settings, instance, _, _ = rescored
-    before = _query(settings, "select count(*) as n from streaming.realtime_scores")["n"].iloc[0]
+    before = query(settings, "select count(*) as n from streaming.realtime_scores")["n"].iloc[0]
     result = run_step(settings, "step_streaming", instance=instance)
     assert "realtime_scores" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert _query(settings, "select count(*) as n from streaming.realtime_scores")["n"].iloc[0] == before
+    assert query(settings, "select count(*) as n from streaming.realtime_scores")["n"].iloc[0] == before

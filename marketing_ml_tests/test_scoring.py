@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pytest
 
 from marketing_ml.scoring.business import BusinessAssumptions
 from marketing_ml.scoring.explanations import attribute, raw_margin
 from marketing_ml.training.predictor import load_champion
-from marketing_ml_tests.conftest import TEST_START, TRAINING_DAYS, copy_of, run_step
+from marketing_ml_tests.conftest import TEST_START, TRAINING_DAYS, copy_of, query, run_step
 
 LAST = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
 EARLY = LAST - dt.timedelta(days=30)  # conversion predictions of EARLY mature on LAST
@@ -29,27 +28,22 @@ def scored(trained, tmp_path_factory):
     return settings, instance
 
 
-def _query(settings, sql, params=()):
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
-        return conn.execute(sql, list(params)).fetchdf()
-
-
 def test_predictions_cover_exactly_the_active_clients_of_the_day(scored):
     settings, _ = scored
-    predicted = set(_query(settings, "select client_id from scoring.daily_predictions where as_of_date = ?", [LAST])["client_id"])
+    predicted = set(query(settings, "select client_id from scoring.daily_predictions where as_of_date = ?", [LAST])["client_id"])
     # the simulator's own record of who is active that day, independent of the feature pipeline
-    active = set(_query(settings, "select client_id from ground_truth.true_daily_hazards where as_of_date = ?", [LAST])["client_id"])
+    active = set(query(settings, "select client_id from ground_truth.true_daily_hazards where as_of_date = ?", [LAST])["client_id"])
     assert predicted == active and len(predicted) > 1000
-    p = _query(settings, "select * from scoring.daily_predictions where as_of_date = ?", [LAST])
+    p = query(settings, "select * from scoring.daily_predictions where as_of_date = ?", [LAST])
     assert p["p_churn"].between(0, 1).all() and p["conversion_model_version"].notna().all()
-    converted = set(_query(settings, "select client_id from features.client_features_daily where as_of_date = ? and is_converted", [LAST])["client_id"])
+    converted = set(query(settings, "select client_id from features.client_features_daily where as_of_date = ? and is_converted", [LAST])["client_id"])
     assert p[p["client_id"].isin(converted)]["p_conversion"].isna().all()
     assert p[~p["client_id"].isin(converted)]["p_conversion"].notna().all()
 
 
 def test_rerunning_a_day_replaces_its_rows(scored):
     settings, instance = scored
-    counts = lambda: _query(settings, "select as_of_date, count(*) as n from scoring.daily_predictions group by 1 order by 1")  # noqa: E731
+    counts = lambda: query(settings, "select as_of_date, count(*) as n from scoring.daily_predictions group by 1 order by 1")  # noqa: E731
     before = counts()
     run_step(settings, "step_inference", LAST, LAST, instance=instance)
     assert counts().equals(before) and len(before) == 3
@@ -57,7 +51,7 @@ def test_rerunning_a_day_replaces_its_rows(scored):
 
 def test_queue_is_ranked_by_expected_value_and_capped_per_advisor(scored):
     settings, _ = scored
-    queue = _query(settings, "select * from scoring.advisor_queue where as_of_date = ?", [LAST])
+    queue = query(settings, "select * from scoring.advisor_queue where as_of_date = ?", [LAST])
     cap = BusinessAssumptions().advisor_daily_capacity
     assert queue.groupby("advisor_id").size().max() <= cap
     for _, rows in queue.groupby("advisor_id"):
@@ -69,13 +63,13 @@ def test_queue_is_ranked_by_expected_value_and_capped_per_advisor(scored):
 
 def test_campaign_targets_respect_the_budget(scored):
     settings, _ = scored
-    targets = _query(settings, "select as_of_date, sum(cost_usd) as spent, count(*) as n from scoring.campaign_targets group by 1")
+    targets = query(settings, "select as_of_date, sum(cost_usd) as spent, count(*) as n from scoring.campaign_targets group by 1")
     assert (targets["spent"] <= BusinessAssumptions().campaign_daily_budget_usd).all() and (targets["n"] > 0).all()
 
 
 def test_business_impact_puts_the_model_between_random_and_the_oracle(scored):
     settings, _ = scored
-    impact = _query(settings, "select * from scoring.business_impact where as_of_date = ?", [LAST]).set_index(["use_case", "policy"])
+    impact = query(settings, "select * from scoring.business_impact where as_of_date = ?", [LAST]).set_index(["use_case", "policy"])
     for use_case in ("conversion", "next_best_action"):
         model, random, oracle = (impact.loc[(use_case, p), "expected_outcomes"] for p in ("model", "random", "oracle"))
         assert random < model <= oracle * 1.0001
@@ -84,22 +78,22 @@ def test_business_impact_puts_the_model_between_random_and_the_oracle(scored):
 
 def test_explanations_add_up_to_the_champions_margin(scored):
     settings, _ = scored
-    features = _query(settings, "select * from features.client_features_daily where as_of_date = ? limit 500", [LAST])
+    features = query(settings, "select * from features.client_features_daily where as_of_date = ? limit 500", [LAST])
     for task in ("conversion", "churn"):
         model = load_champion(task, settings.mlflow_tracking_uri).predictor.model
         attribution = attribute(model, features)
         # exact for trees and linear models; integrated gradients (MLP) carry a small integration error
         np.testing.assert_allclose(attribution.margin, raw_margin(model, features), rtol=1e-2, atol=2e-2)
-    explained = _query(settings, "select * from scoring.prediction_explanations where as_of_date = ?", [LAST])
-    assert len(explained) == len(_query(settings, "select 1 from scoring.daily_predictions where as_of_date = ?", [LAST]))
+    explained = query(settings, "select * from scoring.prediction_explanations where as_of_date = ?", [LAST])
+    assert len(explained) == len(query(settings, "select 1 from scoring.daily_predictions where as_of_date = ?", [LAST]))
 
 
 def test_realized_performance_scores_matured_predictions_against_outcomes(scored):
     settings, _ = scored
-    perf = _query(settings, "select * from monitoring.realized_performance where as_of_date = ? and task = 'conversion'", [LAST])
+    perf = query(settings, "select * from monitoring.realized_performance where as_of_date = ? and task = 'conversion'", [LAST])
     row = perf.iloc[0]
     assert row["prediction_date"].date() == EARLY and row["rows"] > 1000
-    labels = _query(
+    labels = query(
         settings,
         """select count(distinct o.client_id) as n from raw.raw_outcomes o join scoring.daily_predictions p
            on p.client_id = o.client_id and p.as_of_date = ? and p.p_conversion is not null
@@ -108,5 +102,5 @@ def test_realized_performance_scores_matured_predictions_against_outcomes(scored
     )["n"].iloc[0]
     assert row["positives"] == labels
     assert 0.5 < row["auc"] <= 1 and row["auc"] <= row["oracle_auc"] + 0.1
-    churn = _query(settings, "select * from monitoring.realized_performance where as_of_date = ? and task = 'churn'", [LAST]).iloc[0]
+    churn = query(settings, "select * from monitoring.realized_performance where as_of_date = ? and task = 'churn'", [LAST]).iloc[0]
     assert churn["rows"] == 0  # churn predictions need 90 days to mature: said, not faked
