@@ -146,8 +146,7 @@ def test_a_feature_build_waits_out_a_reader_of_the_warehouse(features_settings, 
     release = threading.Timer(12, reader.close)  # past dbt's start-up and first connect, within its retries
     release.start()
     try:
-        result = run_step(settings, "step_features", TEST_END, TEST_END)
+        run_step(settings, "step_features", TEST_END, TEST_END)  # asserts the run succeeded
     finally:
         release.cancel()
         reader.close()
-    assert result.success
