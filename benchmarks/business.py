@@ -38,7 +38,7 @@ def main() -> None:
     import duckdb
     import pandas as pd
 
-    from marketing_ml.scoring.business import BusinessAssumptions
+    from marketing_ml.decisions.business import BusinessAssumptions
     from marketing_ml.settings import load_settings
 
     work = scratch_copy(args.data_dir, "mm_business_bench_")

@@ -100,10 +100,10 @@ def main() -> None:
 
     import duckdb
 
+    from marketing_ml.registry.predictor import load_champion
+    from marketing_ml.registry.tasks import TASK_NAMES
     from marketing_ml.scoring.batch import score_clients
     from marketing_ml.settings import load_settings
-    from marketing_ml.training.predictor import load_champion
-    from marketing_ml.training.tasks import TASK_NAMES
 
     os.environ["MARKETING_ML_HOME"] = str(args.data_dir.resolve())
     settings = load_settings()

@@ -72,8 +72,8 @@ def environment(data_dir: Path, start: dt.date | None = None) -> dict[str, str]:
 def world_is_built(data_dir: Path) -> bool:
     import duckdb
 
+    from marketing_ml.registry.store import CHAMPION, alias_version
     from marketing_ml.serving.models import SERVED_TASKS
-    from marketing_ml.training.registry import CHAMPION, alias_version
 
     if not (data_dir / "warehouse.duckdb").exists() or not (data_dir / "mlflow.db").exists():
         return False
@@ -304,7 +304,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="distinct clients requests are drawn from")
     args = parser.parse_args()
 
-    from marketing_ml.training.predictor import load_champion
+    from marketing_ml.registry.predictor import load_champion
 
     data_dir = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

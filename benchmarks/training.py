@@ -49,8 +49,8 @@ def champion_latency(settings) -> dict:
     import duckdb
     import numpy as np
 
-    from marketing_ml.training.predictor import load_champion
-    from marketing_ml.training.tasks import TASK_NAMES
+    from marketing_ml.registry.predictor import load_champion
+    from marketing_ml.registry.tasks import TASK_NAMES
 
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         rows = conn.execute("select * from features.client_features_daily where as_of_date = "
@@ -86,10 +86,10 @@ def main() -> None:
 
     from marketing_ml.cli import prepare_dagster_home
     from marketing_ml.definitions import build_definitions
+    from marketing_ml.registry.tasks import TASK_NAMES
     from marketing_ml.settings import Settings
     from marketing_ml.simulation.config import SimulationConfig
     from marketing_ml.training.families import FAMILIES
-    from marketing_ml.training.tasks import TASK_NAMES
 
     start = dt.date(2025, 1, 1)
     end = start + dt.timedelta(days=args.days - 1)

@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 
 from marketing_ml.features.cli import add_features_command
+from marketing_ml.pipeline.steps import STEP_NAMES, STEPS, Step
 from marketing_ml.settings import ENV_HOME, Settings, SettingsError, load_settings
-from marketing_ml.steps import STEP_NAMES, STEPS, Step, is_available
 
 DAGSTER_YAML = """\
 # Written by marketing-ml. DuckDB allows one writer, so runs take turns.
@@ -125,7 +125,6 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(clients=args.clients, history_days=args.days)
     prepare_dagster_home(settings)
     defs = build_definitions(settings)
-    groups = {spec.group_name for spec in defs.resolve_all_asset_specs()}
     start = settings.simulation.start_date
     end = args.end_date or dt.date.today() - dt.timedelta(days=1)
     if end < start:
@@ -138,9 +137,6 @@ def _run(args: argparse.Namespace) -> int:
     instance = DagsterInstance.get()
     failed = False
     for s in _selected_steps(args):
-        if not is_available(s, groups):
-            print(f"step {s.name}: not built yet ({s.description}; tracked in issue {s.issue}) - skipped")
-            continue
         job = defs.resolve_job_def(s.job_name)
         tags = {}
         if job.partitions_def is not None:

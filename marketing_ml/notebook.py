@@ -14,7 +14,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from marketing_ml.definitions import build_definitions
-from marketing_ml.resources import build_resources
+from marketing_ml.resources import resolved_warehouse
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.settings import ENV_HOME, Settings, load_settings
 
@@ -37,4 +37,4 @@ def open_local_platform() -> LocalPlatform:
     os.environ[ENV_HOME] = str(home)  # load_settings, and any process the notebook starts, read it
     settings = load_settings()
     return LocalPlatform(settings, build_definitions(settings), dg.DagsterInstance.from_config(str(settings.dagster_home)),
-                         build_resources(settings)["warehouse"])
+                         resolved_warehouse(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -16,3 +17,25 @@ def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date
     """First and last day (inclusive) of the partitions a run materialises, one or a backfill range."""
     window = context.partition_time_window
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
+    """Every day of the partitions a run materialises, in order."""
+    first, last = partition_dates(context)
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def daily_asset(name: str, group: str, schema: str, description: str, partitions: dg.PartitionsDefinition,
+                deps: Iterable = (), kinds: Iterable[str] = ("python", "duckdb")) -> dict:
+    """`@dg.asset` arguments of a daily table keyed by `as_of_date`: the IO manager rewrites exactly the
+    run's days, and a backfill of any range is one run (the asset works day by day inside it)."""
+    return dict(
+        name=name,
+        group_name=group,
+        kinds=set(kinds),
+        deps=list(deps),
+        description=description,
+        partitions_def=partitions,
+        metadata={"schema": schema, "partition_expr": "as_of_date"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )

@@ -20,14 +20,9 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from marketing_ml.features.catalog import ModelInputs
-from marketing_ml.resources.mlflow_tracking import MLflowResource
-from marketing_ml.resources.warehouse import DuckDBWarehouse
-from marketing_ml.serving.api import API_KEY_HEADER, FeatureField
-from marketing_ml.serving.online_features import ONLINE_TABLE, SOURCE_TABLE, build_online_features
-from marketing_ml.simulation.vocabulary import ACTION_NAMES
-from marketing_ml.training.families import FAMILIES, FitOptions
-from marketing_ml.training.registry import CHAMPION, log_trained_model, register
-from marketing_ml.training.tasks import (
+from marketing_ml.registry.frames import TrainingFrames
+from marketing_ml.registry.store import CHAMPION, log_trained_model, register
+from marketing_ml.registry.tasks import (
     ACTION,
     LABEL,
     ORACLE,
@@ -35,10 +30,14 @@ from marketing_ml.training.tasks import (
     ORACLE_BEST_ACTION,
     OUTCOME_TASKS,
     SPLIT,
-    TrainingFrames,
-    train_action_model,
-    train_outcome_model,
 )
+from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.resources.warehouse import DuckDBWarehouse
+from marketing_ml.serving.api import API_KEY_HEADER, FeatureField
+from marketing_ml.serving.online_features import ONLINE_TABLE, SOURCE_TABLE, build_online_features
+from marketing_ml.simulation.vocabulary import ACTION_NAMES
+from marketing_ml.training.families import FAMILIES, FitOptions
+from marketing_ml.training.fitting import train_action_model, train_outcome_model
 
 SPEC = ModelInputs(
     numeric=("logins_30d", "calculator_use_30d", "balance_401k", "email_click_rate", "has_outside_assets"),

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.scoring.business import (
+from marketing_ml.decisions.business import (
     BusinessAssumptions,
     advisor_queue,
     advisory_revenue,
     campaign_targets,
-    client_segments,
     impact_table,
     targeting_comparison,
 )
+from marketing_ml.scoring.segments import client_segments
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
 
 

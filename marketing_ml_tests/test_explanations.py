@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from marketing_ml.features.catalog import ModelInputs
-from marketing_ml.scoring.explanations import attribute, raw_margin, top_reasons
-from marketing_ml.training.families import FAMILIES, FitOptions, Split
+from marketing_ml.registry.attribution import attribute, raw_margin, top_reasons
+from marketing_ml.registry.frames import Split
+from marketing_ml.training.families import FAMILIES, FitOptions
 
 SPEC = ModelInputs(numeric=("calculator_use_30d", "balance_401k", "noise"), categorical=("service_tier",))
 
@@ -46,7 +47,7 @@ def test_contributions_sum_to_the_models_raw_score(family, data):
 
 
 def test_top_reasons_are_the_largest_positive_contributions():
-    from marketing_ml.scoring.explanations import Attribution
+    from marketing_ml.registry.attribution import Attribution
 
     attribution = Attribution(
         features=("a", "b", "c", "d"),

@@ -9,8 +9,7 @@ import duckdb
 import pytest
 
 from marketing_ml.definitions import build_definitions
-from marketing_ml.monitoring.alerts import FEATURE_PSI, Severity
-from marketing_ml.monitoring.assets import alert_table
+from marketing_ml.monitoring.alerts import FEATURE_PSI, Severity, alert_table
 from marketing_ml.monitoring.drift import column_drift, drift_frame
 from marketing_ml.monitoring.sensors import RETRAIN_JOB, retraining_reason
 from marketing_ml.resources.mlflow_tracking import MLflowResource

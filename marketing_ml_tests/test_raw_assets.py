@@ -11,7 +11,14 @@ import dagster as dg
 import duckdb
 
 from marketing_ml.definitions import build_definitions
-from marketing_ml_tests.conftest import TEST_CLIENTS, TEST_DAYS, TEST_END, TEST_START, run_step, small_settings
+from marketing_ml_tests.conftest import (
+    TEST_CLIENTS,
+    TEST_DAYS,
+    TEST_END,
+    TEST_START,
+    run_step,
+    small_settings,
+)
 
 EXPECTED_COLUMNS = {
     "raw.raw_clients": {

@@ -8,9 +8,9 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from marketing_ml.scoring.business import BusinessAssumptions
-from marketing_ml.scoring.explanations import attribute, raw_margin
-from marketing_ml.training.predictor import load_champion
+from marketing_ml.decisions.business import BusinessAssumptions
+from marketing_ml.registry.attribution import attribute, raw_margin
+from marketing_ml.registry.predictor import load_champion
 from marketing_ml_tests.conftest import TEST_START, TRAINING_DAYS, copy_of, query, run_step
 
 LAST = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)

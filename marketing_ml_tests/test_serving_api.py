@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from marketing_ml.scoring.explanations import attribute, top_reasons
+from marketing_ml.registry.attribution import attribute, top_reasons
+from marketing_ml.registry.predictor import load_champion
 from marketing_ml.serving.advisor_queue import QUEUE_TABLE
 from marketing_ml.serving.api import API_KEY_HEADER, ApiKeys, create_app
 from marketing_ml.serving.online_features import ONLINE_TABLE, build_online_features, utc_now
 from marketing_ml.serving.runtime import ServingRuntime
-from marketing_ml.training.predictor import load_champion
 from marketing_ml_tests.serving_world import (
     AUTH,
     FIELDS,
@@ -61,7 +61,7 @@ def expected_scores(world: ServingWorld, rows: pd.DataFrame, versions: dict[str,
 
 
 def _version_predictor(world, task, version):
-    from marketing_ml.training.predictor import load_predictor
+    from marketing_ml.registry.predictor import load_predictor
 
     return load_predictor(f"models:/{task}/{version}", world.tracking_uri)
 

@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
+from marketing_ml.registry.predictor import load_predictor
 from marketing_ml.serving.advisor_queue import QUEUE_TABLE
 from marketing_ml.serving.api import ApiKeys, create_app
 from marketing_ml.serving.online_features import utc_now
 from marketing_ml.serving.runtime import ServingRuntime
-from marketing_ml.training.predictor import load_predictor
 from marketing_ml_tests.serving_world import AUTH, FIELDS, KEY, copy_world, online_rows, upsert
 
 CLIENT = 5

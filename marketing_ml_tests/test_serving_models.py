@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marketing_ml.scoring.explanations import attribute, top_reasons
+from marketing_ml.registry.attribution import attribute, top_reasons
+from marketing_ml.registry.frames import Split
+from marketing_ml.registry.predictor import ActionPredictor, LoadedModel, OutcomePredictor
 from marketing_ml.serving.models import ChampionSet, ServedModel
 from marketing_ml.serving.trees import CompiledTrees
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
-from marketing_ml.training.families import FAMILIES, Split
-from marketing_ml.training.predictor import ActionPredictor, LoadedModel, OutcomePredictor
+from marketing_ml.training.families import FAMILIES
 from marketing_ml_tests.serving_world import FAST, SPEC, feature_rows, labelled
 
 

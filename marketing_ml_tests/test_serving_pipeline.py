@@ -8,12 +8,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from marketing_ml.features.catalog import load_feature_catalog
+from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.warehouse import DuckDBWarehouse
 from marketing_ml.serving.api import ApiKeys, create_app
 from marketing_ml.serving.online_features import ONLINE_TABLE, SOURCE_TABLE
 from marketing_ml.serving.runtime import ServingRuntime
 from marketing_ml.serving.server import payload_fields
-from marketing_ml.training.predictor import load_champion
 from marketing_ml_tests.serving_world import AUTH, KEY
 
 KINDS = {"boolean": "boolean", "category": "categorical", "integer": "numeric", "float": "numeric"}

@@ -24,11 +24,14 @@ from fastapi.testclient import TestClient
 from marketing_ml.definitions import build_definitions
 from marketing_ml.features import DBT_PROJECT_DIR
 from marketing_ml.features.assets import window_vars
-from marketing_ml.features.project import dbt_executable
+from marketing_ml.features.project import feature_dbt_project
 from marketing_ml.monitoring.performance import matured_rows_sql
+from marketing_ml.registry.predictor import load_champion
+from marketing_ml.registry.tasks import OUTCOME_TASKS, TASK_NAMES
 from marketing_ml.resources import build_resources, resolved_warehouse
+from marketing_ml.resources.dbt import dbt_executable
 from marketing_ml.resources.snowflake import SnowflakeWarehouse
-from marketing_ml.scoring.batch import TASKS, score_clients
+from marketing_ml.scoring.batch import score_clients
 from marketing_ml.serving.api import API_KEY_HEADER, ENV_API_KEYS
 from marketing_ml.serving.online_features import VERSION_SQL, rows_sql
 from marketing_ml.serving.server import build_service
@@ -40,8 +43,6 @@ from marketing_ml.training.datasets import (
     policy_population_sql,
     touch_training_set_sql,
 )
-from marketing_ml.training.predictor import load_champion
-from marketing_ml.training.tasks import OUTCOME_TASKS
 from marketing_ml_tests.conftest import TEST_START, TRAINING_END, small_settings
 
 SECRET = "s3cr3t-pa55word"
@@ -67,7 +68,7 @@ def snowflake_settings(tmp_path) -> Settings:
 def test_a_missing_variable_is_one_clear_error_naming_it(tmp_path, missing):
     env = {k: v for k, v in SNOWFLAKE_ENV.items() if k != missing}
     with pytest.raises(SettingsError, match=missing):
-        build_resources(snowflake_settings(tmp_path), env=env)
+        build_resources(snowflake_settings(tmp_path), feature_dbt_project("snowflake"), env=env)
 
 
 def test_a_missing_variable_stops_definitions_and_the_cli_before_dbt_parses(tmp_path, monkeypatch):
@@ -91,7 +92,7 @@ def test_a_missing_variable_stops_definitions_and_the_cli_before_dbt_parses(tmp_
 def test_key_pair_auth_replaces_the_password(tmp_path):
     env = {k: v for k, v in SNOWFLAKE_ENV.items() if k != "SNOWFLAKE_PASSWORD"}
     env["SNOWFLAKE_PRIVATE_KEY_PATH"] = str(tmp_path / "rsa_key.p8")
-    resources = build_resources(snowflake_settings(tmp_path), env=env)
+    resources = build_resources(snowflake_settings(tmp_path), feature_dbt_project("snowflake"), env=env)
     assert resources["io_manager"].private_key_path is not None
 
 
@@ -244,7 +245,7 @@ def test_scoring_assets_run_through_the_snowflake_io_manager(trained, tmp_path, 
     counts = {key.path[-1]: per_day(key.path[-1]) for key in scoring}
     assert all(len(c) == 2 and (c["n"] > 0).all() for c in counts.values()), counts
     # the predictions are the champions' scores of exactly these feature rows, through the round trip
-    champions = {task: load_champion(task, settings.mlflow_tracking_uri) for task in TASKS}
+    champions = {task: load_champion(task, settings.mlflow_tracking_uri) for task in TASK_NAMES}
     features = inputs["features.client_features_daily"]
     expected = score_clients(features[features["as_of_date"] == pd.Timestamp(SCORED_LAST)], champions)
     written = warehouse.query("select * from scoring.daily_predictions where as_of_date = ? order by client_id", [SCORED_LAST])

@@ -13,9 +13,9 @@ import numpy as np
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.simulation.engine import simulate_days
-from marketing_ml.streaming.assets import evaluate_landing_zone
 from marketing_ml.streaming.ingest import parse_event_file
 from marketing_ml.streaming.producer import stream
+from marketing_ml.streaming.sensors import evaluate_landing_zone
 from marketing_ml_tests.conftest import TEST_END, copy_of
 
 STREAM_DAY = TEST_END + dt.timedelta(days=1)  # the day after the built history: "today"

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 
 from marketing_ml.definitions import build_definitions
+from marketing_ml.registry.frames import TrainingFrames, load_training_frames
+from marketing_ml.registry.predictor import load_champion
+from marketing_ml.registry.store import CHAMPION, alias_version, log_trained_model
+from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS, TASK_NAMES, model_key
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import DuckDBWarehouse
 from marketing_ml.settings import Settings
-from marketing_ml.training.assets import load_training_frames, model_key
 from marketing_ml.training.families import FAMILIES
-from marketing_ml.training.predictor import load_champion
-from marketing_ml.training.registry import CHAMPION, alias_version, log_trained_model
-from marketing_ml.training.tasks import NBA, OUTCOME_TASKS, TASK_NAMES, TrainingFrames, train_outcome_model
+from marketing_ml.training.fitting import train_outcome_model
 from marketing_ml_tests.conftest import copy_of
 
 

@@ -17,19 +17,15 @@ import pytest
 from mlflow import MlflowClient
 
 from marketing_ml.features.catalog import ModelInputs
+from marketing_ml.registry.evaluation import gate_metrics
+from marketing_ml.registry.frames import TrainingFrames
+from marketing_ml.registry.predictor import load_champion
+from marketing_ml.registry.promotion import Candidate, GateThresholds, promote
+from marketing_ml.registry.store import CHALLENGER, CHAMPION, alias_version, log_trained_model
+from marketing_ml.registry.tasks import OUTCOME_TASKS
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.training.families import FAMILIES
-from marketing_ml.training.predictor import load_champion
-from marketing_ml.training.registry import (
-    CHALLENGER,
-    CHAMPION,
-    Candidate,
-    GateThresholds,
-    alias_version,
-    log_trained_model,
-    promote,
-)
-from marketing_ml.training.tasks import OUTCOME_TASKS, TrainingFrames, gate_metrics, train_outcome_model
+from marketing_ml.training.fitting import train_outcome_model
 
 SPEC = ModelInputs(("visits", "clicks", "share", "flag"), ("tier",))
 

@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.training import datasets
-from marketing_ml.training.evaluation import (
+from marketing_ml.registry.encoding import FrameEncoder
+from marketing_ml.registry.evaluation import (
     binary_metrics,
     expected_calibration_error,
     oracle_horizon_probability,
     policy_evaluation,
 )
-from marketing_ml.training.preprocessing import FrameEncoder
-from marketing_ml.training.tasks import OUTCOME_TASKS
+from marketing_ml.registry.tasks import OUTCOME_TASKS
+from marketing_ml.training import datasets
 
 D = dt.date
 

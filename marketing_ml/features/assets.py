@@ -6,12 +6,11 @@ Wiring only; the logic lives in the dbt project (dbt_project/), `quality` and `c
 
 import datetime as dt
 import json
-from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslatorSettings, DbtProject, dbt_assets
 
 from marketing_ml.features.catalog import (
     FEATURE_MODEL,
@@ -28,12 +27,12 @@ from marketing_ml.features.quality import (
     measure_freshness,
     window_summary,
 )
+from marketing_ml.features.translator import GROUP, FeatureDbtTranslator
 from marketing_ml.metadata import markdown_table
 from marketing_ml.partitions import partition_dates
 from marketing_ml.resources.dbt import WarehouseDbtCliResource
 from marketing_ml.resources.warehouse import WarehouseResource
 
-GROUP = "features"
 FEATURES_KEY = dg.AssetKey(FEATURE_MODEL)
 PREVIEW_COLUMNS = (
     "client_id", "as_of_date", "lifecycle_segment", "events_30d", "days_since_last_event",
@@ -41,36 +40,13 @@ PREVIEW_COLUMNS = (
 )
 
 
-class FeatureDbtTranslator(DagsterDbtTranslator):
-    """dbt models become assets named like the model (`client_features_daily`, not
-    `features/client_features_daily`) in the `features` group; sources keep the keys of the raw assets
-    they read (`meta.dagster.asset_key`), so dbt and the simulator form one lineage graph."""
-
-    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source":
-            return super().get_asset_key(dbt_resource_props)
-        return dg.AssetKey(dbt_resource_props["name"])
-
-    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
-        return GROUP
-
-    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
-        # where the IO manager finds a model, so a Python asset can also load it (a partition of it) as a
-        # DataFrame through an AssetIn, like the raw assets
-        metadata = dict(super().get_metadata(dbt_resource_props))
-        if dbt_resource_props["resource_type"] == "model":
-            metadata["schema"] = dbt_resource_props["schema"]
-            if dbt_resource_props["name"] == FEATURE_MODEL:
-                metadata["partition_expr"] = "as_of_date"
-        return metadata
-
-
 def window_vars(first: dt.date, last: dt.date) -> str:
     """The dbt vars of a run over the as-of dates first..last."""
     return json.dumps({"min_date": first.isoformat(), "max_date": last.isoformat()})
 
 
-def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtProject, manifest: dict[str, Any]) -> list:
+def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtProject, manifest: dict[str, Any]
+                         ) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     """The features' assets and checks for the daily partitions, on the project prepared for the warehouse
     backend in use (`feature_dbt_project`, `prepared_manifest`)."""
     translator = FeatureDbtTranslator(DagsterDbtTranslatorSettings(enable_code_references=True))
@@ -181,7 +157,9 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtPr
         })
         return catalog
 
-    return [feature_staging, daily_features, feature_completeness, feature_freshness, feature_catalog]
+    # the dbt translator links dbt assets to their SQL; the catalog gets a link to its Python here
+    return ([feature_staging, daily_features, *dg.with_source_code_references([feature_catalog])],
+            [feature_completeness, feature_freshness])
 
 
 def _checked_window(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> tuple[dt.date, dt.date]:

@@ -10,7 +10,6 @@ a file lock, once.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,10 @@ from dagster_dbt import DbtCliResource, DbtProject
 from filelock import FileLock
 
 from marketing_ml.features import DBT_PROJECT_DIR
+from marketing_ml.resources.dbt import dbt_executable
 
 # Files whose changes change the manifest.
 _PROJECT_SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests")
-
-
-def dbt_executable() -> str:
-    """The `dbt` beside this interpreter, so a venv works without being activated."""
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else "dbt"
 
 
 def feature_dbt_project(target: str) -> DbtProject:

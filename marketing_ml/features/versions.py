@@ -28,10 +28,9 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from marketing_ml.features.catalog import FEATURE_MODEL, LOCK_FILE, load_feature_catalog, read_lock
 from marketing_ml.features import DBT_PROJECT_DIR
-from marketing_ml.features.project import dbt_executable
-from marketing_ml.resources.dbt import ENV_DUCKDB_PATH, WarehouseDbtCliResource
+from marketing_ml.features.catalog import FEATURE_MODEL, LOCK_FILE, load_feature_catalog, read_lock
+from marketing_ml.resources.dbt import ENV_DUCKDB_PATH, WarehouseDbtCliResource, dbt_executable
 
 DIALECT = "duckdb"
 # Hashes are of the SQL compiled for one fixed window: the window's dates are the only inputs that vary.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import pandas as pd
+
 
 class Severity(enum.IntEnum):
     OK = 0
@@ -60,3 +62,22 @@ def evaluate(subject: str, threshold: Threshold, value: float) -> Alert | None:
     direction = "above" if threshold.higher_is_worse else "below"
     limit = threshold.critical if severity is Severity.CRITICAL else threshold.warning
     return Alert(subject, threshold.metric, value, severity, f"{threshold.metric} {value:.3f} is {direction} {limit:g}")
+
+
+def alert_table(feature_drift: pd.DataFrame, score_drift: pd.DataFrame, realized: pd.DataFrame) -> pd.DataFrame:
+    """Every breach of the thresholds, one row each, most severe first."""
+    found = []
+    for row in feature_drift.itertuples():
+        found.append((row.as_of_date, evaluate(f"feature:{row.feature}", FEATURE_PSI, row.psi)))
+    for row in score_drift.itertuples():
+        found.append((row.as_of_date, evaluate(f"score:{row.score}", SCORE_PSI, row.psi)))
+    for row in realized.itertuples():
+        found.append((row.as_of_date, evaluate(f"model:{row.task}", AUC_RATIO, row.auc_ratio)))
+        found.append((row.as_of_date, evaluate(f"model:{row.task}", CALIBRATION_GAP, row.calibration_error)))
+    rows = [
+        {"as_of_date": day, "subject": a.subject, "metric": a.metric, "value": a.value, "severity": int(a.severity),
+         "severity_name": a.severity.name, "message": a.message}
+        for day, a in found if a is not None
+    ]
+    table = pd.DataFrame(rows, columns=["as_of_date", "subject", "metric", "value", "severity", "severity_name", "message"])
+    return table.sort_values(["as_of_date", "severity", "value"], ascending=[True, False, False]).reset_index(drop=True)

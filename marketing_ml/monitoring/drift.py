@@ -8,14 +8,23 @@ and KS does not. Categorical columns are compared on their category shares.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from marketing_ml.features.catalog import FEATURE_TABLE
+from marketing_ml.metadata import figure_markdown
+from marketing_ml.monitoring.alerts import FEATURE_PSI
+from marketing_ml.registry.tasks import SPLIT, training_set_table
+from marketing_ml.resources.warehouse import WarehouseResource
+
 PSI_BINS = 10
 # A share of zero makes PSI infinite; the floor keeps one empty bin from dominating the index.
 SHARE_FLOOR = 1e-4
+# rows compared per side: a deterministic sample, enough for PSI and KS on every feature
+REFERENCE_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -85,3 +94,34 @@ def column_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[s
 
 def drift_frame(drifts: list[ColumnDrift]) -> pd.DataFrame:
     return pd.DataFrame([d.__dict__ for d in drifts]).sort_values("psi", ascending=False).reset_index(drop=True)
+
+
+def reference_rows(warehouse: WarehouseResource) -> pd.DataFrame:
+    """The conversion champion's training rows (a deterministic sample): the baseline drift compares to."""
+    return warehouse.query(
+        f"select * from {training_set_table('conversion')} where {SPLIT} = 'train' "
+        f"order by hash(client_id, as_of_date) limit {REFERENCE_ROWS}"
+    )
+
+
+def feature_drift_of_day(warehouse: WarehouseResource, reference: pd.DataFrame, day: dt.date, columns: list[str]) -> pd.DataFrame:
+    """Drift of every model input on one day's feature rows (a deterministic sample) against `reference`."""
+    current = warehouse.query(
+        f"select * from {FEATURE_TABLE} where as_of_date = ? order by hash(client_id) limit {REFERENCE_ROWS}", [day]
+    )
+    return drift_frame(column_drift(reference, current, columns)).assign(as_of_date=day)
+
+
+def psi_plot(worst: pd.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.3 * max(len(worst), 3) + 1))
+    ax.barh(worst["feature"][::-1], worst["psi"][::-1], color="#4C72B0")
+    for limit, colour in ((FEATURE_PSI.warning, "#DD8452"), (FEATURE_PSI.critical, "#C44E52")):
+        ax.axvline(limit, color=colour, linestyle="--", linewidth=1)
+    ax.set_xlabel("PSI vs training")
+    fig.tight_layout()
+    return figure_markdown(fig, "feature drift")

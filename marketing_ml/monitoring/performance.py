@@ -7,9 +7,19 @@ model's real performance, not a proxy; the oracle's AUC on the same rows says ho
 
 from __future__ import annotations
 
-import numpy as np
+import datetime as dt
 
-from marketing_ml.training.evaluation import binary_metrics, decile_lift
+import numpy as np
+import pandas as pd
+
+from marketing_ml.registry.evaluation import binary_metrics, decile_lift, oracle_horizon_probability
+from marketing_ml.registry.predictor import load_champion
+from marketing_ml.registry.tasks import OutcomeTask
+from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.resources.warehouse import WarehouseResource
+
+PERFORMANCE_COLUMNS = ["as_of_date", "task", "prediction_date", "rows", "positives", "observed_rate", "mean_prediction",
+                       "auc", "calibration_error", "brier", "top_decile_lift", "oracle_auc", "trained_auc", "auc_ratio"]
 
 
 def realized_metrics(p_model: np.ndarray, p_oracle: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -61,3 +71,26 @@ def matured_rows_sql(task: str, outcome_type: str, hazard_column: str) -> str:
         left join ground_truth.true_daily_hazards h
           on h.client_id = preds.client_id and h.as_of_date = preds.as_of_date
     """
+
+
+def realized_performance_of_day(warehouse: WarehouseResource, day: dt.date, task: OutcomeTask, trained_auc: float) -> dict:
+    """One row of `realized_performance`: the task's predictions of one horizon before `day` against the
+    outcomes matured since (no rows yet is a row that says so, with NaN metrics)."""
+    horizon = task.default_horizon_days
+    predicted = day - dt.timedelta(days=horizon)
+    matured = warehouse.query(matured_rows_sql(task.name, task.outcome_type, task.hazard_column), [predicted, predicted, day])
+    p_oracle = oracle_horizon_probability(matured["oracle_daily_hazard"].fillna(0), horizon)
+    metrics = realized_metrics(matured["p_model"].to_numpy(), p_oracle, matured["label"].to_numpy())
+    return {"as_of_date": day, "task": task.name, "prediction_date": predicted, **metrics, "trained_auc": trained_auc,
+            "auc_ratio": metrics["auc"] / trained_auc if trained_auc else float("nan")}
+
+
+def performance_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS)
+
+
+def trained_auc(mlflow: MLflowResource, task: str) -> float:
+    """The out-of-time test AUC the current champion was promoted with (logged with its training run)."""
+    champion = load_champion(task, mlflow.tracking_uri)
+    with mlflow.client() as client:
+        return float(client.get_run(champion.run_id).data.metrics.get("auc", float("nan"))) if champion.run_id else float("nan")

@@ -8,6 +8,7 @@ process-wide: `WarehouseDbtCliResource` sets them only while it starts a dbt com
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,3 +63,9 @@ def dbt_profile_env(warehouse: str, duckdb_path: Path) -> dict[str, str]:
     """What the profile's target needs from this process: the DuckDB file of the data directory. The
     Snowflake target reads its credentials from the environment the user sets."""
     return {ENV_DUCKDB_PATH: str(duckdb_path)} if warehouse == "duckdb" else {}
+
+
+def dbt_executable() -> str:
+    """The `dbt` beside this interpreter, so a venv works without being activated."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else "dbt"

@@ -6,22 +6,37 @@ model versions, and each output row records them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
-from marketing_ml.scoring.explanations import attribute, top_reasons
-from marketing_ml.training.predictor import LoadedModel
+from marketing_ml.features.catalog import FEATURE_TABLE
+from marketing_ml.registry.attribution import attribute, top_reasons
+from marketing_ml.registry.predictor import LoadedModel, load_champion
+from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS, TASK_NAMES
+from marketing_ml.resources.warehouse import WarehouseResource
 
-TASKS = ("conversion", "churn", "nba")
-OUTCOME_TASKS = ("conversion", "churn")
 CHUNK_ROWS = 100_000  # bounded memory on any population; one predict call per model per chunk
 
 
 def chunks(frame: pd.DataFrame, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     for start in range(0, len(frame), rows):
         yield frame.iloc[start : start + rows]
+
+
+def load_champions(tracking_uri: str) -> dict[str, LoadedModel]:
+    """Every task's @champion, loaded once so a whole run is scored by the same versions."""
+    return {task: load_champion(task, tracking_uri) for task in TASK_NAMES}
+
+
+def features_of_day(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame:
+    """The feature rows of every client active at the start of `day`; none is an error that says what to build."""
+    features = warehouse.query(f"select * from {FEATURE_TABLE} where as_of_date = ?", [day])
+    if features.empty:
+        raise LookupError(f"no feature rows for {day}: build the features step for that day first")
+    return features
 
 
 def score_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]) -> pd.DataFrame:
@@ -36,11 +51,11 @@ def score_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]) 
         for task in OUTCOME_TASKS:
             out[f"p_{task}"] = champions[task].predictor.predict_proba(chunk)
         out.loc[chunk["is_converted"].to_numpy(dtype=bool), "p_conversion"] = np.nan
-        nba = champions["nba"].predictor.predict_frame(chunk).reset_index(drop=True)
+        nba = champions[NBA].predictor.predict_frame(chunk).reset_index(drop=True)
         out = pd.concat([out, nba], axis=1)
         parts.append(out)
     predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    for task in TASKS:
+    for task in TASK_NAMES:
         predictions[f"{task}_model_version"] = champions[task].version if len(predictions) else pd.Series(dtype=str)
     return predictions
 

@@ -1,6 +1,6 @@
 """The advisor queue as the API serves it: the latest day of `scoring.advisor_queue`, held in memory.
 
-The batch scoring asset `advisor_queue` (issue #5, daily partitions on `as_of_date`) writes the queue;
+The decision asset `advisor_queue` (daily partitions on `as_of_date`) writes the queue;
 the API reloads it when a cheap signature of the table changes and answers from memory, so a request
 never waits on the warehouse. Only the columns below are read: whatever else the table holds never
 reaches an API response.

@@ -27,10 +27,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS
 from marketing_ml.serving.metrics import CONTENT_TYPE, MetricsMiddleware, RequestMetrics, gauge
 from marketing_ml.serving.models import ChampionSet, ScoredRows
 from marketing_ml.serving.runtime import ServingRuntime, ServingState
-from marketing_ml.training.tasks import NBA, OUTCOME_TASKS
 
 API_KEY_HEADER = "X-API-Key"
 ENV_API_KEYS = "MARKETING_ML_API_KEYS"

@@ -4,7 +4,7 @@ Every model of a task is a `BinaryModel` (conversion and churn: one; next best a
 per action). A model's pipeline is split where its encoding ends (`BinaryModel.encode` /
 `predict_proba_encoded`): stored feature rows are encoded once, when they load, so a request runs only
 the classifiers, on one row of a matrix already in memory, plus the exact attribution of the conversion
-and churn scores (`marketing_ml.scoring.explanations`). Scores equal the predictor's own `predict_frame`
+and churn scores (`marketing_ml.registry.attribution`). Scores equal the predictor's own `predict_frame`
 up to float32 rounding (models compute in float32, and BLAS may round a 1-row product differently from a
 batch's; tested to 1e-6).
 """
@@ -23,12 +23,12 @@ from scipy.special import expit
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from marketing_ml.scoring.explanations import attribute_encoded, largest_contributions
+from marketing_ml.registry.attribution import attribute_encoded, largest_contributions
+from marketing_ml.registry.encoding import FrameEncoder
+from marketing_ml.registry.model import BinaryModel
+from marketing_ml.registry.predictor import ActionPredictor, LoadedModel, OutcomePredictor, load_champion
+from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS
 from marketing_ml.serving.trees import CompiledTrees, UnsupportedBooster
-from marketing_ml.training.families import BinaryModel
-from marketing_ml.training.predictor import ActionPredictor, LoadedModel, OutcomePredictor, load_champion
-from marketing_ml.training.preprocessing import FrameEncoder
-from marketing_ml.training.tasks import NBA, OUTCOME_TASKS
 
 SERVED_TASKS = (*OUTCOME_TASKS, NBA)  # conversion, churn, nba
 REASONS = 3

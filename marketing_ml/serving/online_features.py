@@ -6,7 +6,7 @@ TIMESTAMP saying when the row was written. Two writers keep it current:
 
 - the `online_client_features` asset rebuilds it whole, every row stamped with the build time, whenever a
   new feature partition lands;
-- streaming rescoring (issue #7) replaces the rows of the clients it has new events for, stamped with a
+- streaming rescoring replaces the rows of the clients it has new events for, stamped with a
   later `updated_at`.
 
 Readers (the API) therefore never reload the table to stay current: a poll of `max(updated_at)` is cheap,

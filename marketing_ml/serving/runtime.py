@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from marketing_ml.registry.store import CHAMPION, alias_version
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.serving import advisor_queue
 from marketing_ml.serving.advisor_queue import AdvisorQueue, QueueUnavailable
 from marketing_ml.serving.models import SERVED_TASKS, ChampionSet
 from marketing_ml.serving.online_features import ONLINE_TABLE, read_rows, read_version
 from marketing_ml.serving.store import FeatureSnapshot, RowBlock
-from marketing_ml.training.registry import CHAMPION, alias_version
 
 log = logging.getLogger("marketing_ml.serving")
 ENCODE_CHUNK = 50_000  # rows encoded at a time on a full read: bounds the transient pandas memory

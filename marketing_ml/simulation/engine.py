@@ -30,7 +30,12 @@ import pandas as pd
 import pyarrow as pa
 
 from marketing_ml.simulation.config import ID_EPOCH, SimulationConfig
-from marketing_ml.simulation.population import Population, block_rng, generate_block, true_action_probabilities
+from marketing_ml.simulation.population import (
+    Population,
+    block_rng,
+    generate_block,
+    true_action_probabilities,
+)
 from marketing_ml.simulation.vocabulary import (
     ACTION_NAMES,
     ACTIONS,

@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 from dagster_dbt import DbtCliInvocation
 
+from marketing_ml.registry.predictor import LoadedModel
 from marketing_ml.resources.dbt import WarehouseDbtCliResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.scoring.batch import score_clients
+from marketing_ml.scoring.batch import load_champions, score_clients
 from marketing_ml.serving.online_features import (
     ONLINE_SCHEMA,
     ONLINE_TABLE,
     ONLINE_TABLE_NAME,
     UPDATED_AT,
     table_columns,
+    utc_now,
 )
 from marketing_ml.streaming.ingest import STREAMING_SCHEMA
-from marketing_ml.training.predictor import LoadedModel
 
 ONLINE_MODEL = "client_features_online"
 ONLINE_MODEL_TABLE = f"features.{ONLINE_MODEL}"
@@ -101,3 +103,39 @@ def realtime_scores(rows: pd.DataFrame, champions: dict[str, LoadedModel], reque
     scores["scored_at"] = pd.Timestamp(scored_at)
     scores[WATERMARK] = request.ingested_until
     return scores
+
+
+@dataclass(frozen=True)
+class Rescoring:
+    request: RescoreRequest
+    scores: pd.DataFrame
+    seconds: float
+
+
+def rescore_pending(warehouse: WarehouseResource, dbt: WarehouseDbtCliResource, manifest: dict, tracking_uri: str,
+                    log: Callable[[str], None], warn: Callable[[str], None]) -> Rescoring | None:
+    """Steps 1-4 for the clients with streamed events not yet rescored; None (and why, logged) when there is
+    nothing to do or what rescoring needs (the online table, champions) is not built yet."""
+    request = pending_request(warehouse)
+    if request is None:
+        log("no streamed events since the last rescoring")
+        return None
+    online_columns = online_table_columns(warehouse)
+    if not online_columns:
+        warn("streamed events are ingested, but rescoring waits for the online feature table: "
+             "run `marketing-ml run --step features` first")
+        return None
+    began = utc_now()
+    build = start_online_feature_build(dbt, manifest, request)
+    try:
+        champions = load_champions(tracking_uri)
+    except LookupError as missing:
+        build.wait()
+        warn(f"streamed events are ingested, but rescoring waits for champions: {missing}")
+        return None
+    rows = online_feature_rows(build, warehouse)
+    replace_online_rows(warehouse, online_columns, utc_now())
+    scores = realtime_scores(rows, champions, request, utc_now())
+    warehouse.append({SCORES_TABLE: scores})
+    log(f"rescored {len(scores):,} clients as of {request.as_of_date}")
+    return Rescoring(request, scores, (utc_now() - began).total_seconds())

@@ -29,27 +29,24 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from marketing_ml.simulation.vocabulary import ACTION_NAMES
-from marketing_ml.training.tasks import (
+import pandas as pd
+
+from marketing_ml.features.catalog import FEATURE_TABLE
+from marketing_ml.registry.tasks import (
     ACTION,
     LABEL,
+    LABEL_END,
+    NON_FEATURE_COLUMNS,
     ORACLE,
     ORACLE_ACTION_PREFIX,
     ORACLE_BEST_ACTION,
+    ORACLE_HAZARD,
     SPLIT,
     SPLITS,
     OutcomeTask,
 )
-
-TRAINING_SCHEMA = "training"
-FEATURES_TABLE = "features.client_features_daily"
-LABEL_END = "label_end"
-ORACLE_HAZARD = "oracle_daily_hazard"
-# every column of a training set that is not a feature: bookkeeping, labels and ground truth
-NON_FEATURE_COLUMNS = frozenset(
-    {"client_id", "as_of_date", SPLIT, LABEL, LABEL_END, ORACLE, ORACLE_HAZARD, ACTION, "touch_id", "touch_date",
-     ORACLE_BEST_ACTION, *(ORACLE_ACTION_PREFIX + a for a in ACTION_NAMES)}
-)
+from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.simulation.vocabulary import ACTION_NAMES
 
 
 class PlanError(ValueError):
@@ -221,7 +218,7 @@ assigned as (
         case when o.date_slice = 'test' then 'test'
              when {holdout} then case when o.date_slice = 'validation' then 'validation' end
              else 'train' end as {SPLIT}
-    from {FEATURES_TABLE} f
+    from {FEATURE_TABLE} f
     join observation o on f.as_of_date = o.as_of_date
     where true {unconverted}
 ),
@@ -270,7 +267,7 @@ ranked as (
     select f.*, t.{SPLIT}, t.touch_id, t.action as {ACTION}, t.responded as {LABEL}, t.p_response_true as {ORACLE},
         row_number() over (partition by t.{SPLIT} order by hash(t.touch_id)) as sample_rank
     from touches t
-    join {FEATURES_TABLE} f on f.client_id = t.client_id and f.as_of_date = t.touch_date
+    join {FEATURE_TABLE} f on f.client_id = t.client_id and f.as_of_date = t.touch_date
 )
 select * exclude (sample_rank) from ranked
 where {_sample_filter(max_rows)}
@@ -287,7 +284,7 @@ create or replace table {table} as
 select * exclude (sample_rank) from (
     select f.*, {truth}, tr.oracle_best_action as {ORACLE_BEST_ACTION},
         row_number() over (order by hash(f.client_id, f.as_of_date)) as sample_rank
-    from {FEATURES_TABLE} f
+    from {FEATURE_TABLE} f
     join ground_truth.true_client_traits tr on tr.client_id = f.client_id
     where f.as_of_date in ({listed})
 )
@@ -299,3 +296,29 @@ order by as_of_date, client_id
 def model_input_columns(columns: list[str], feature_names: set[str]) -> list[str]:
     """The columns of a training set a model may read: catalogued features, never labels or ground truth."""
     return [c for c in columns if c in feature_names and c not in NON_FEATURE_COLUMNS]
+
+
+def history_bounds(warehouse: WarehouseResource) -> tuple[dt.date, dt.date]:
+    """First and last day of the built history (events are written for every simulated day)."""
+    bounds = warehouse.query("select min(event_date) as first, max(event_date) as last from raw.raw_marketing_events")
+    first, last = bounds.iloc[0]["first"], bounds.iloc[0]["last"]
+    if pd.isna(first):
+        raise PlanError("raw.raw_marketing_events is empty: run the data and features steps first "
+                         "(marketing-ml run --step data --step features).")
+    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
+
+
+def slice_summary(warehouse: WarehouseResource, table: str, date_column: str) -> pd.DataFrame:
+    summary = warehouse.query(
+        f"select {SPLIT}, count(*) as row_count, sum(cast({LABEL} as integer)) as positives, "
+        f"min({date_column}) as first_date, max({date_column}) as last_date, "
+        f"count(distinct {date_column}) as dates from {table} group by {SPLIT}"
+    )
+    summary["rate"] = summary["positives"] / summary["row_count"]
+    order = {s: i for i, s in enumerate(SPLITS)}
+    summary = summary.sort_values(SPLIT, key=lambda s: s.map(order)).reset_index(drop=True)
+    missing = set(SPLITS) - set(summary[SPLIT])
+    if missing:
+        raise PlanError(f"{table}: no rows in the {', '.join(sorted(missing))} slice(s); are the features built for "
+                         "the whole history? (marketing-ml run --step features)")
+    return summary

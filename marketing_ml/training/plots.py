@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from marketing_ml.training.evaluation import decile_lift
+from marketing_ml.registry.evaluation import decile_lift
 
 COLOURS = {"model": "#1f77b4", "oracle": "#2ca02c", "baseline": "#7f7f7f", "champion": "#ff7f0e"}
 

@@ -28,7 +28,7 @@ import xgboost as xgb
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from marketing_ml.training.families import BinaryModel, TorchMLPClassifier
+from marketing_ml.registry.model import BinaryModel, TorchMLPClassifier
 
 INTEGRATION_STEPS = 32
 IG_PASS_ROWS = 8192  # integration points per forward/backward pass

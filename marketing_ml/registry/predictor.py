@@ -30,10 +30,10 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from marketing_ml.features.catalog import ModelInputs
+from marketing_ml.registry.encoding import require_columns
+from marketing_ml.registry.model import BinaryModel
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
-from marketing_ml.training.families import BinaryModel
-from marketing_ml.training.preprocessing import require_columns
 
 PROBABILITY_COLUMN = "probability"
 RECOMMENDED_ACTION_COLUMN = "recommended_action"
@@ -72,7 +72,7 @@ class OutcomePredictor:
 
 @dataclass
 class ActionPredictor:
-    """Next best action: one response model per action (see `marketing_ml.training.tasks`)."""
+    """Next best action: one response model per action (see `marketing_ml.training.fitting`)."""
 
     task: str
     family: str

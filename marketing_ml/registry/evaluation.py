@@ -10,10 +10,17 @@ any model must beat to have learnt something.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+from marketing_ml.registry.tasks import ACTION, LABEL, NBA, ORACLE, ORACLE_ACTION_PREFIX
+from marketing_ml.simulation.vocabulary import ACTION_NAMES
+
+if TYPE_CHECKING:
+    from marketing_ml.registry.predictor import ActionPredictor, Predictor
 
 EPS = 1e-6
 METRICS = ("auc", "pr_auc", "log_loss", "brier", "accuracy", "calibration_error")
@@ -124,3 +131,55 @@ def recommendation_mix(recommended: np.ndarray, true_best: np.ndarray, actions: 
             "oracle_share": np.bincount(true_best, minlength=len(actions)) / n,
         }
     )
+
+
+# ---- a predictor's scores on a training set's rows: what training reports and the champion gate compares ----
+
+
+def flat_metrics(comparison: pd.DataFrame) -> dict[str, float]:
+    """model metrics as `auc`, ...; the others as `oracle_auc`, `baseline_auc`, ..."""
+    flat: dict[str, float] = {}
+    for scorer in comparison.columns:
+        prefix = "" if scorer == "model" else f"{scorer}_"
+        flat.update({f"{prefix}{metric}": float(v) for metric, v in comparison[scorer].items()})
+    oracle_auc = flat.get("oracle_auc", float("nan"))
+    flat["auc_ratio_to_oracle"] = flat["auc"] / oracle_auc if oracle_auc and oracle_auc == oracle_auc else float("nan")
+    return flat
+
+
+def outcome_scores(predictor: Predictor, rows: pd.DataFrame, baseline_rate: float | None = None) -> dict[str, np.ndarray]:
+    """Model, oracle (and constant baseline) probabilities for the same rows."""
+    scores = {"model": predictor.predict_proba(rows), "oracle": rows[ORACLE].to_numpy(np.float64)}
+    if baseline_rate is not None:
+        scores["baseline"] = np.full(len(rows), baseline_rate)
+    return scores
+
+
+def response_scores(predictor: ActionPredictor, touches: pd.DataFrame, rates: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """For observed touches: the model's score of the action each client actually received, the true
+    probability of that response (oracle) and, given training response `rates`, the per-action baseline."""
+    action_index = pd.Categorical(touches[ACTION], categories=list(ACTION_NAMES)).codes
+    scores = {
+        "model": predictor.predict_proba(touches)[np.arange(len(touches)), action_index],
+        "oracle": touches[ORACLE].to_numpy(np.float64),
+    }
+    if rates is not None:
+        scores["baseline"] = np.asarray([rates[a] for a in ACTION_NAMES])[action_index]
+    return scores
+
+
+def policy_metrics(predictor: ActionPredictor, population: pd.DataFrame, baseline_action: int) -> tuple[dict[str, float], np.ndarray]:
+    """The policy's value on the population under the true response probabilities, and its choices."""
+    truth = population[[ORACLE_ACTION_PREFIX + a for a in ACTION_NAMES]].to_numpy(np.float64)
+    recommended = predictor.recommend(predictor.predict_proba(population))
+    return policy_evaluation(recommended, truth, ACTION_NAMES, baseline_action), recommended
+
+
+def gate_metrics(predictor: Predictor, task: str, test: pd.DataFrame, population: pd.DataFrame | None = None) -> dict[str, float]:
+    """The metrics the champion gate compares, for any predictor (a candidate or the current champion),
+    on the test rows of the current training set."""
+    if task == NBA:
+        scores = response_scores(predictor, test)
+        policy, _ = policy_metrics(predictor, population, baseline_action=0)
+        return flat_metrics(comparison_table(test[LABEL].to_numpy(np.int8), scores)) | policy
+    return flat_metrics(comparison_table(test[LABEL].to_numpy(np.int8), outcome_scores(predictor, test)))

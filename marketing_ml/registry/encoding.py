@@ -11,6 +11,7 @@ categorical is the feature catalog's call (`marketing_ml.features.catalog.ModelI
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin

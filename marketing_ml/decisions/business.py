@@ -1,4 +1,4 @@
-"""Business outputs of a day's scores: the advisor queue, campaign targets, segments and their impact.
+"""Business decisions from a day's scores: the advisor queue, campaign targets and their impact.
 
 Everything here is plain pandas/numpy on one day's scored clients, vectorised (sorts, group ranks,
 cumulative sums), so each piece is tested on hand-made frames. Money figures rest on the assumptions in
@@ -54,6 +54,33 @@ def advisor_queue(scored: pd.DataFrame, a: BusinessAssumptions) -> pd.DataFrame:
     return queue[queue["rank"] <= a.advisor_daily_capacity].reset_index(drop=True)
 
 
+QUEUE_COLUMNS = ["as_of_date", "advisor_id", "rank", "client_id", "expected_value", "p_conversion", "investable_assets",
+                 "conversion_reason_1", "conversion_reason_2", "conversion_reason_3"]
+
+
+def advisor_queues(scored: pd.DataFrame, explanations: pd.DataFrame, a: BusinessAssumptions) -> pd.DataFrame:
+    """Every day's advisor queues: scored clients with their client context (`scoring.context`) and the
+    conversion reasons of `prediction_explanations`; converted clients (no conversion score) never queue."""
+    reasons = ["client_id", "as_of_date", "conversion_reason_1", "conversion_reason_2", "conversion_reason_3"]
+    eligible = scored[scored["p_conversion"].notna()].merge(explanations[reasons], on=["client_id", "as_of_date"], how="left")
+    queues = [advisor_queue(day, a) for _, day in eligible.groupby("as_of_date")]
+    return pd.concat(queues, ignore_index=True)[QUEUE_COLUMNS]
+
+
+def campaign_plans(predictions: pd.DataFrame, actions: Sequence[str], a: BusinessAssumptions) -> pd.DataFrame:
+    """`campaign_targets` for every day of `predictions`."""
+    plans = [campaign_targets(scores, actions, a).assign(as_of_date=day) for day, scores in predictions.groupby("as_of_date")]
+    return pd.concat(plans, ignore_index=True)
+
+
+def campaign_summary(targets: pd.DataFrame) -> pd.DataFrame:
+    """Clients, expected and incremental responses and cost per action of a campaign plan."""
+    return targets.groupby("action").agg(
+        clients=("client_id", "size"), expected_responses=("expected_response", "sum"),
+        incremental_responses=("expected_incremental_response", "sum"), cost_usd=("cost_usd", "sum"),
+    ).reset_index()
+
+
 def campaign_targets(scores: pd.DataFrame, actions: Sequence[str], a: BusinessAssumptions) -> pd.DataFrame:
     """Whom to contact today, with which action, within the daily budget.
 
@@ -83,37 +110,6 @@ def campaign_targets(scores: pd.DataFrame, actions: Sequence[str], a: BusinessAs
     plan = plan.sort_values(["value_per_dollar", "client_id"], ascending=[False, True], kind="stable")
     plan["cumulative_cost_usd"] = plan["cost_usd"].cumsum()
     return plan[plan["cumulative_cost_usd"] <= a.campaign_daily_budget_usd].reset_index(drop=True)
-
-
-VALUE_TIERS = ((0, "mass"), (50_000, "emerging_affluent"), (250_000, "affluent"))
-RISK_BANDS = ((0.0, "low"), (0.02, "medium"), (0.05, "high"))  # P(churn within the churn horizon)
-
-
-def _band(values: np.ndarray, bands: tuple[tuple[float, str], ...]) -> np.ndarray:
-    edges = np.asarray([edge for edge, _ in bands[1:]])
-    return np.asarray([name for _, name in bands], dtype=object)[np.searchsorted(edges, values, side="right")]
-
-
-def client_segments(scored: pd.DataFrame) -> pd.DataFrame:
-    """Lifecycle x value tier x churn-risk band: sizes and average scores.
-
-    `scored` needs lifecycle_segment, investable_assets, p_conversion, p_churn."""
-    frame = scored.assign(
-        value_tier=_band(scored["investable_assets"].to_numpy(dtype=float), VALUE_TIERS),
-        risk_band=_band(scored["p_churn"].to_numpy(dtype=float), RISK_BANDS),
-    )
-    segments = (
-        frame.groupby(["lifecycle_segment", "value_tier", "risk_band"], observed=True)
-        .agg(
-            clients=("client_id", "size"),
-            avg_p_conversion=("p_conversion", "mean"),
-            avg_p_churn=("p_churn", "mean"),
-            avg_investable_assets=("investable_assets", "mean"),
-        )
-        .reset_index()
-    )
-    segments["share"] = segments["clients"] / segments["clients"].sum()
-    return segments.sort_values("clients", ascending=False).reset_index(drop=True)
 
 
 def targeting_comparison(p_model: np.ndarray, p_true: np.ndarray, value: np.ndarray, k: int) -> dict[str, dict[str, float]]:

@@ -5,6 +5,6 @@ The model's weights are the pickled `Predictor` artifact; this file only says wh
 
 from mlflow.models import set_model
 
-from marketing_ml.training.predictor import PredictorModel
+from marketing_ml.registry.predictor import PredictorModel
 
 set_model(PredictorModel())

@@ -1,12 +1,8 @@
-"""MLflow: log every trained model with its lineage, and promote champions through a gate.
+"""Champion promotion: the best candidate of the latest training moves `@champion` only through a gate.
 
-One experiment per task (`marketing_ml/<task>`), one run per trained model, the model itself logged as a
-pyfunc (see `marketing_ml.training.predictor` for the contract). One registered model per task, named
-after it (`conversion`, `churn`, `nba`); aliases `@champion` and `@challenger`, never stages.
-
-Promotion (`promote`): every candidate of the latest training and the current champion are scored on
-the same out-of-time test rows, with the models as logged (what scoring will load). The best candidate
-by the task's primary metric becomes `@champion` only if the gate passes:
+Every candidate of the latest training and the current champion are scored on the same out-of-time test
+rows, with the models as logged (what scoring will load). The best candidate by the task's primary metric
+becomes `@champion` only if the gate passes:
 
 - `auc_vs_oracle`: its AUC is at least `min_auc_ratio_to_oracle` x the oracle's AUC on those rows
   (for the next best action: the response model on the observed test touches);
@@ -21,41 +17,17 @@ Then the runner-up becomes `@challenger`. A refused candidate moves no alias.
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import math
 import pickle
-import subprocess
-import tempfile
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import joblib
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.models import infer_signature
 
-from marketing_ml.metadata import markdown_table
+from marketing_ml.registry.predictor import Predictor, load_predictor
+from marketing_ml.registry.store import CHALLENGER, CHAMPION, alias_version, register
+from marketing_ml.registry.tasks import PRIMARY_METRIC
 from marketing_ml.resources.mlflow_tracking import MLflowResource
-from marketing_ml.training.predictor import PREDICTOR_ARTIFACT, PYFUNC_ENTRY, Predictor, load_predictor
-from marketing_ml.training.tasks import PRIMARY_METRIC, TrainedModel
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-LIBRARY_PACKAGES = {"sklearn": "scikit-learn", "xgboost": "xgboost", "pytorch": "torch"}
-
-
-@dataclass(frozen=True)
-class LoggedModel:
-    """Where a trained model landed in MLflow."""
-
-    run_id: str
-    model_uri: str  # models:/m-...: the logged model, registrable as a version
-    experiment_id: str
 
 
 @dataclass(frozen=True)
@@ -100,97 +72,6 @@ class Promotion:
     @property
     def promoted(self) -> bool:
         return all(c.passed for c in self.checks)
-
-
-@functools.cache
-def code_version() -> str:
-    """The git commit of this code (with `-dirty` for uncommitted changes), or the package version."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "marketing_ml-" + importlib.metadata.version("marketing_ml")
-
-
-def pip_requirements(library: str) -> list[str]:
-    """Pinned requirements of a logged model: what loading it needs besides the marketing_ml package."""
-    packages = ["mlflow", "numpy", "pandas", "scikit-learn", "joblib", LIBRARY_PACKAGES.get(library, "scikit-learn")]
-    return [f"{p}=={importlib.metadata.version(p)}" for p in dict.fromkeys(packages)]
-
-
-def log_trained_model(
-    resource: MLflowResource,
-    trained: TrainedModel,
-    *,
-    library: str,
-    params: Mapping[str, object],
-    tags: Mapping[str, str],
-    input_example: pd.DataFrame,
-) -> LoggedModel:
-    """One MLflow run: params, metrics (model, oracle and baseline), plots, importances, the pyfunc model."""
-    predictor = trained.predictor
-    example = input_example[list(predictor.feature_columns)].head(5).reset_index(drop=True)
-    with resource.client() as client:
-        experiment_id = resource.experiment_id(client, predictor.task)
-        run_tags = {**tags, "task": predictor.task, "family": predictor.family, "code_version": code_version(),
-                    "mlflow.source.git.commit": code_version().removesuffix("-dirty")}
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{predictor.task}_{predictor.family}",
-                              tags=run_tags) as run:
-            mlflow.log_params({k: _param(v) for k, v in params.items()})
-            mlflow.log_metrics({k: v for k, v in trained.metrics.items() if isinstance(v, float) and math.isfinite(v)})
-            for name, figure in trained.figures.items():
-                mlflow.log_figure(figure, f"plots/{name}.png")
-            mlflow.log_text(markdown_table(trained.comparison.reset_index(names="metric")), "evaluation.md")
-            mlflow.log_text(trained.importance.rename("importance").to_csv(index_label="feature"), "feature_importance.csv")
-            for name, table in trained.tables.items():
-                mlflow.log_text(table.to_csv(index=False), f"{name}.csv")
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "predictor.joblib"
-                joblib.dump(predictor, path)
-                with warnings.catch_warnings():
-                    # MLflow warns that integer columns cannot hold missing values; feature counts are
-                    # never NULL (the features' contract), so the integer schema is exact, not a risk
-                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                    signature = infer_signature(example, predictor.predict_frame(example))
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=str(PYFUNC_ENTRY),
-                    artifacts={PREDICTOR_ARTIFACT: str(path)},
-                    signature=signature,
-                    input_example=example,
-                    pip_requirements=pip_requirements(library),
-                    tags=run_tags,
-                )
-    return LoggedModel(run.info.run_id, info.model_uri, experiment_id)
-
-
-def _param(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= 6000 else text[:5997] + "..."
-
-
-def alias_version(client: MlflowClient, task: str, alias: str) -> ModelVersion | None:
-    """The version of the task's registered model that holds `alias`, if any."""
-    try:
-        return client.get_model_version_by_alias(task, alias)
-    except mlflow.exceptions.MlflowException:
-        return None
-
-
-def register(client: MlflowClient, task: str, model_uri: str, run_id: str | None, tags: Mapping[str, str]) -> ModelVersion:
-    """A registry version for a logged model; the existing version if this model was registered before."""
-    try:
-        client.get_registered_model(task)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(task, description=f"marketing_ml {task} model; see aliases @{CHAMPION} / @{CHALLENGER}.")
-    for version in client.search_model_versions(f"name = '{task}'"):
-        if version.source == model_uri:
-            return version
-    return client.create_model_version(task, source=model_uri, run_id=run_id, tags=dict(tags))
 
 
 def evaluate_gate(task: str, candidate: Mapping[str, float], champion: Mapping[str, float] | None,

@@ -16,7 +16,6 @@ class Step:
     name: str
     groups: tuple[str, ...]
     description: str
-    issue: str  # where the work that fills this step is tracked, for steps not built yet
     # daily steps that need only the latest days build [end - recent_days + 1, end] instead of the history
     recent_days: int | None = None
 
@@ -26,13 +25,13 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("data", ("raw", "ground_truth"), "simulate clients, events, touches and outcomes", "#2"),
-    Step("features", ("features",), "build point-in-time feature snapshots with dbt", "#3"),
-    Step("models", ("training",), "train conversion, churn and next-best-action models", "#4"),
-    Step("registry", ("registry",), "promote champions in the MLflow registry", "#4"),
+    Step("data", ("raw", "ground_truth"), "simulate clients, events, touches and outcomes"),
+    Step("features", ("features",), "build point-in-time feature snapshots with dbt"),
+    Step("models", ("training",), "train conversion, churn and next-best-action models"),
+    Step("registry", ("registry",), "promote champions in the MLflow registry"),
     # 35 days: a month of daily scores, and conversion predictions old enough (30 days) to meet their outcomes
-    Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", "#5, #7", recent_days=35),
-    Step("streaming", ("streaming",), "stream a burst of events, ingest them exactly once, rescore the clients they touch", "#7"),
+    Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", recent_days=35),
+    Step("streaming", ("streaming",), "stream a burst of events, ingest them exactly once, rescore the clients they touch"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
 
@@ -41,14 +40,9 @@ def step(name: str) -> Step:
     return next(s for s in STEPS if s.name == name)
 
 
-def step_jobs(defined_groups: set[str]) -> list[dg.UnresolvedAssetJobDefinition]:
-    """One job per step whose asset groups exist in the graph."""
+def step_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
+    """One job per step, selecting the step's asset groups."""
     return [
         dg.define_asset_job(s.job_name, selection=dg.AssetSelection.groups(*s.groups), description=s.description)
         for s in STEPS
-        if is_available(s, defined_groups)
     ]
-
-
-def is_available(s: Step, defined_groups: set[str]) -> bool:
-    return any(g in defined_groups for g in s.groups)

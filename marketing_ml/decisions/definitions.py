@@ -1,0 +1,11 @@
+"""The decisions domain: the advisor queue, campaign targets and their business impact."""
+
+import dagster as dg
+
+from marketing_ml.decisions.assets import build_decision_assets
+from marketing_ml.settings import Settings
+from marketing_ml.wiring import domain_assets
+
+
+def definitions(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.Definitions:
+    return dg.Definitions(assets=domain_assets(build_decision_assets(partitions), settings.warehouse))

@@ -1,0 +1,106 @@
+"""The registry as Dagster assets: `{task}_champion` promotes the best family of the latest training to
+`models:/<task>@champion` behind blocking asset checks (the gate). Wiring around `promotion`."""
+
+import dagster as dg
+from pydantic import Field
+
+from marketing_ml.metadata import markdown_table
+from marketing_ml.registry.evaluation import gate_metrics
+from marketing_ml.registry.frames import load_training_frames
+from marketing_ml.registry.promotion import Candidate, GateThresholds, promote
+from marketing_ml.registry.tasks import (
+    FAMILY_NAMES,
+    NBA,
+    POLICY_SET,
+    PRIMARY_METRIC,
+    TASK_NAMES,
+    champion_key,
+    model_key,
+    training_set_key,
+)
+from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.resources.warehouse import WarehouseResource
+
+GROUP = "registry"
+GATE_CHECKS = {
+    "auc_vs_oracle": "The best candidate's AUC is at least a set fraction of the oracle's AUC on the same test rows.",
+    "calibration": "The best candidate's expected calibration error is within a bound of the oracle's (sampling noise).",
+    "not_worse_than_champion": "The best candidate is not worse than the current champion on the same test rows.",
+}
+
+
+class GateConfig(dg.Config):
+    min_auc_ratio_to_oracle: float = Field(default=0.85, description="AUC floor as a fraction of the oracle AUC.")
+    max_calibration_error: float = Field(default=0.02, description="How far the expected calibration error may "
+                                         "exceed the oracle's on the same rows (its sampling noise).")
+    champion_tolerance: float = Field(default=0.005, description="How much lower than the current champion's "
+                                      "primary metric a candidate may score and still replace it.")
+
+
+def _candidate(instance: dg.DagsterInstance, task: str, family: str) -> Candidate:
+    event = instance.get_latest_materialization_event(model_key(task, family))
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "mlflow_model_uri" not in metadata:
+        raise dg.Failure(f"{task}_{family} has no trained model yet: run the models step first "
+                         "(marketing-ml run --step models).")
+    return Candidate(family, metadata["mlflow_model_uri"].value, metadata["mlflow_run_id"].value)
+
+
+def build_champion_asset(task: str) -> dg.AssetsDefinition:
+    name = champion_key(task).path[0]
+    deps = [model_key(task, f) for f in FAMILY_NAMES] + [training_set_key(task)]
+
+    @dg.asset(
+        name=name,
+        group_name=GROUP,
+        kinds={"python", "mlflow"},
+        deps=deps + ([dg.AssetKey(POLICY_SET)] if task == NBA else []),
+        check_specs=[dg.AssetCheckSpec(check, asset=name, blocking=True, description=text)
+                     for check, text in GATE_CHECKS.items()],
+        description=(
+            f"The registered version of model '{task}' that holds the alias @champion (the runner-up holds "
+            f"@challenger). The best family of the latest training by out-of-time {PRIMARY_METRIC[task]} is "
+            "promoted only if the gate checks pass; otherwise no alias moves and the checks fail."
+        ),
+    )
+    def champion(context: dg.AssetExecutionContext, config: GateConfig, warehouse: WarehouseResource,
+                 mlflow: MLflowResource) -> dg.MaterializeResult:
+        candidates = [_candidate(context.instance, task, f) for f in FAMILY_NAMES]
+        frames, lineage = load_training_frames(warehouse, task, splits=("test",))
+        thresholds = GateThresholds(config.min_auc_ratio_to_oracle, config.max_calibration_error, config.champion_tolerance)
+        promotion = promote(
+            mlflow, task, candidates,
+            lambda predictor: gate_metrics(predictor, task, frames.test, frames.population),
+            thresholds,
+            tags={**lineage, "dagster.run_id": context.run.run_id},
+            log=context.log.info,
+        )
+        checks = [
+            dg.AssetCheckResult(
+                check_name=c.name, passed=c.passed, severity=dg.AssetCheckSeverity.ERROR,
+                description=c.description,
+                metadata={"value": c.value if c.value is not None else float("nan"),
+                          "threshold": c.threshold if c.threshold is not None else float("nan"),
+                          "candidate": promotion.best_family},
+            )
+            for c in promotion.checks
+        ]
+        notes = "".join(f"\n\n- {n}" for n in promotion.notes)
+        return dg.MaterializeResult(
+            metadata={
+                "decision": dg.MetadataValue.md(f"**{promotion.decision}**{notes}"),
+                "champion_version": promotion.champion_version or "none",
+                "challenger_version": promotion.challenger_version or "none",
+                "previous_champion_version": promotion.previous_champion_version or "none",
+                "candidates": dg.MetadataValue.md(markdown_table(promotion.ranking.reset_index(names="model"))),
+                "model_uri": f"models:/{task}@champion",
+            },
+            check_results=checks,
+        )
+
+    return champion
+
+
+def champion_assets() -> list[dg.AssetsDefinition]:
+    """Every asset of the `registry` group."""
+    return [build_champion_asset(task) for task in TASK_NAMES]

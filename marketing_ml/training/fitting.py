@@ -1,0 +1,126 @@
+"""How a family is trained and judged on each task (`marketing_ml.registry.tasks`); plain functions, no Dagster.
+
+- `conversion`, `churn`: one model on the observation rows, judged on the out-of-time test rows beside
+  the oracle and a trivial baseline.
+- `nba` (next best action): one response model per action (a "T-learner"): because actions were assigned at random, the
+  touches of each action are an unbiased sample of clients, so each per-action model estimates
+  P(response | client, action) without confounding, and even a linear family can rank actions differently
+  for different clients (a single model with the action as one more input would give a logistic
+  regression the same best action for everyone). The recommended action is the argmax over the six
+  actions, `no_contact` included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from marketing_ml.registry.evaluation import (
+    comparison_table,
+    decile_lift,
+    flat_metrics,
+    outcome_scores,
+    policy_metrics,
+    recommendation_mix,
+    response_scores,
+)
+from marketing_ml.registry.frames import Split, TrainingFrames
+from marketing_ml.registry.model import BinaryModel
+from marketing_ml.registry.predictor import ActionPredictor, OutcomePredictor
+from marketing_ml.registry.store import TrainedModel
+from marketing_ml.registry.tasks import NBA, ORACLE_BEST_ACTION, SPLITS, OutcomeTask
+from marketing_ml.simulation.vocabulary import ACTION_NAMES
+from marketing_ml.training.families import Family, FitOptions
+from marketing_ml.training.plots import calibration_figure, lift_figure, policy_figure, roc_figure
+
+
+def _binary_figures(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, Figure]:
+    return {
+        "roc": roc_figure(y, scores),
+        "calibration": calibration_figure(y, scores),
+        "lift": lift_figure(y, {k: v for k, v in scores.items() if k != "baseline"}),
+    }
+
+
+def train_outcome_model(task: OutcomeTask, family: Family, frames: TrainingFrames, horizon_days: int,
+                        options: FitOptions = FitOptions()) -> TrainedModel:
+    """Fit on train (+ validation for early stopping / calibration) and judge on the out-of-time test rows."""
+    train, validation, test = (frames.split(s) for s in SPLITS)
+    _require_rows(train, validation, test, where=task.name)
+    model = family.fit(frames.spec, train, validation, options)
+    predictor = OutcomePredictor(task.name, family.name, frames.spec, model, horizon_days)
+    scores = outcome_scores(predictor, frames.test, baseline_rate=float(train.y.mean()))
+    comparison = comparison_table(test.y, scores)
+    return TrainedModel(
+        predictor=predictor,
+        comparison=comparison,
+        metrics=flat_metrics(comparison) | _row_counts(train, validation, test),
+        importance=model.importance,
+        importance_kind=model.importance_kind,
+        figures=_binary_figures(test.y, scores),
+        tables={"lift_by_decile": decile_lift(test.y, scores["model"])},
+        fit_info=model.fit_info,
+    )
+
+
+def train_action_model(family: Family, frames: TrainingFrames, options: FitOptions = FitOptions()) -> TrainedModel:
+    """One response model per action; judged on later touches (response AUC etc.) and as a policy."""
+    if frames.population is None:
+        raise ValueError("the next-best-action training frames need the policy evaluation population")
+    models: dict[str, BinaryModel] = {}
+    for action in ACTION_NAMES:
+        train, validation = frames.split("train", action), frames.split("validation", action)
+        _require_rows(train, validation, where=f"{NBA}/{action}")
+        options.log(f"{family.name}: fitting the response model of {action} on {len(train):,} touches")
+        models[action] = family.fit(frames.spec, train, validation, options)
+    predictor = ActionPredictor(NBA, family.name, frames.spec, models)
+    rates = {a: float(frames.split("train", a).y.mean()) for a in ACTION_NAMES}
+
+    test = frames.split("test")
+    _require_rows(test, where=f"{NBA}/test")
+    scores = response_scores(predictor, frames.test, rates)
+    comparison = comparison_table(test.y, scores)
+    baseline_action = int(np.argmax(list(rates.values())))
+    policy, recommended = policy_metrics(predictor, frames.population, baseline_action)
+    figures = _binary_figures(test.y, scores)
+    figures["policy"] = policy_figure(
+        {
+            "random": policy["policy_value_random"],
+            f"all: {ACTION_NAMES[baseline_action]}": policy["policy_value_baseline"],
+            "model": policy["policy_value"],
+            "oracle": policy["policy_value_oracle"],
+        }
+    )
+    truth_best = frames.population[ORACLE_BEST_ACTION].map({a: i for i, a in enumerate(ACTION_NAMES)}).to_numpy()
+    importance = pd.concat([m.importance for m in models.values()], axis=1).fillna(0).mean(axis=1)
+    return TrainedModel(
+        predictor=predictor,
+        comparison=comparison,
+        metrics=flat_metrics(comparison) | policy | _row_counts(frames.split("train"), frames.split("validation"), test)
+        | {"policy_rows": float(len(recommended))},
+        importance=importance.sort_values(ascending=False),
+        importance_kind=f"{next(iter(models.values())).importance_kind}, averaged over the six response models",
+        figures=figures,
+        tables={"recommendation_mix": recommendation_mix(recommended, truth_best, ACTION_NAMES)},
+        fit_info={a: m.fit_info for a, m in models.items()},
+    )
+
+
+def _row_counts(train: Split, validation: Split, test: Split) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for name, split in (("train", train), ("validation", validation), ("test", test)):
+        counts[f"{name}_rows"] = float(len(split))
+        counts[f"{name}_positives"] = float(split.y.sum())
+    return counts
+
+
+def _require_rows(*splits: Split, where: str) -> None:
+    """Training on an empty slice or a slice without both classes is a data problem: say so plainly."""
+    for split in splits:
+        if len(split) == 0 or len(np.unique(split.y)) < 2:
+            raise ValueError(
+                f"{where}: a slice has {len(split)} rows and {int(split.y.sum()) if len(split) else 0} positives; "
+                "every slice needs both classes. Build more history or clients, or widen the label horizon."
+            )
+
