@@ -8,7 +8,7 @@ All local state lives under one data directory (default `./.marketing_ml`, or `M
     landing/           the streaming landing zone ("stage")
     simulation.json    the simulated world this directory was initialised with
 
-The simulated world (start date, clients, seed) is pinned in `simulation.json` the first time a data
+The simulated world (start date, clients, seed, effect correlation) is pinned in `simulation.json` the first time a data
 directory is used, so every later process (CLI, `dagster dev`, the schedule) builds the same data for a
 given date. Environment variables only choose it for a new directory; asking an initialised directory
 for a different world is an error that says what to do.
@@ -31,6 +31,7 @@ ENV_HISTORY_DAYS = "MARKETING_ML_HISTORY_DAYS"
 ENV_START_DATE = "MARKETING_ML_START_DATE"
 ENV_SEED = "MARKETING_ML_SEED"
 ENV_REGIME_SHIFT = "MARKETING_ML_REGIME_SHIFT"
+ENV_EFFECT_CORRELATION = "MARKETING_ML_EFFECT_CORRELATION"
 
 DEFAULT_CLIENTS = 50_000
 DEFAULT_HISTORY_DAYS = 365
@@ -101,6 +102,8 @@ def load_settings(
         requested["start_date"] = dt.date.fromisoformat(env[ENV_START_DATE])
     if ENV_REGIME_SHIFT in env:
         requested["regime_shift"] = RegimeShift(start=dt.date.fromisoformat(env[ENV_REGIME_SHIFT]))
+    if ENV_EFFECT_CORRELATION in env:
+        requested["effect_propensity_correlation"] = float(env[ENV_EFFECT_CORRELATION])
     # A history length shapes a new directory only: a pinned history keeps growing by a day every day.
     days = int(history_days if history_days is not None else env.get(ENV_HISTORY_DAYS, DEFAULT_HISTORY_DAYS))
 
@@ -113,6 +116,10 @@ def load_settings(
             "seed": pinned["seed"],
             "start_date": dt.date.fromisoformat(pinned["start_date"]),
             "regime_shift": RegimeShift(start=dt.date.fromisoformat(shift)) if shift else None,
+            # worlds pinned before interventions existed have the default correlation
+            "effect_propensity_correlation": pinned.get(
+                "effect_propensity_correlation", SimulationConfig.effect_propensity_correlation
+            ),
         }
         conflicts = {k: (pinned_values[k], v) for k, v in requested.items() if pinned_values[k] != v}
         if conflicts:
@@ -128,6 +135,9 @@ def load_settings(
             n_clients=requested.get("n_clients", DEFAULT_CLIENTS),  # type: ignore[arg-type]
             seed=requested.get("seed", DEFAULT_SEED),  # type: ignore[arg-type]
             regime_shift=requested.get("regime_shift"),  # type: ignore[arg-type]
+            effect_propensity_correlation=requested.get(  # type: ignore[arg-type]
+                "effect_propensity_correlation", SimulationConfig.effect_propensity_correlation
+            ),
         )
         data_dir.mkdir(parents=True, exist_ok=True)
         shift = config.regime_shift
@@ -136,6 +146,7 @@ def load_settings(
             "seed": config.seed,
             "start_date": config.start_date.isoformat(),
             "regime_shift_start": shift.start.isoformat() if shift else None,
+            "effect_propensity_correlation": config.effect_propensity_correlation,
         }
         pin.write_text(json.dumps(pinned, indent=2) + "\n")
     return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config)

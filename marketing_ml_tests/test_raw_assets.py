@@ -40,10 +40,18 @@ EXPECTED_COLUMNS = {
         "outcome_id": "BIGINT", "client_id": "BIGINT", "outcome_date": "DATE", "outcome_type": "VARCHAR",
         "p_true": "DOUBLE", "amount_usd": "DOUBLE",
     },
+    "raw.raw_interventions": {
+        "intervention_id": "BIGINT", "client_id": "BIGINT", "intervention_date": "DATE", "intervention": "VARCHAR",
+        "assignment_probability": "DOUBLE",
+    },
     "ground_truth.true_daily_hazards": {
         "client_id": "BIGINT", "as_of_date": "DATE", "p_conversion_daily": "FLOAT", "p_churn_daily": "FLOAT",
+        "p_conversion_daily_uncontacted": "FLOAT", "p_churn_daily_uncontacted": "FLOAT",
     },
-    "ground_truth.true_client_traits": {"client_id": "BIGINT", "oracle_best_action": "VARCHAR"},
+    "ground_truth.true_client_traits": {
+        "client_id": "BIGINT", "oracle_best_action": "VARCHAR",
+        "hazard_shift_conversion_advisor_outreach": "DOUBLE", "hazard_shift_churn_retention_call": "DOUBLE",
+    },
 }
 
 
@@ -81,6 +89,7 @@ def test_rematerializing_a_partition_replaces_it(tmp_path):
                     ("raw.raw_marketing_events", "event_id"),
                     ("raw.raw_campaign_touches", "touch_id"),
                     ("raw.raw_outcomes", "outcome_id"),
+                    ("raw.raw_interventions", "intervention_id"),
                     ("ground_truth.true_daily_hazards", "client_id"),
                 )
             }
@@ -93,7 +102,8 @@ def test_rematerializing_a_partition_replaces_it(tmp_path):
 def test_definitions_load_and_validate(tmp_path):
     defs = build_definitions(small_settings(tmp_path / "defs"))
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_clients", "raw_marketing_events", "raw_campaign_touches", "raw_outcomes", "true_daily_hazards"} <= keys
+    assert {"raw_clients", "raw_marketing_events", "raw_campaign_touches", "raw_outcomes", "raw_interventions",
+            "true_daily_hazards"} <= keys
     env = {**os.environ, "MARKETING_ML_HOME": str(tmp_path / "validate"), "MARKETING_ML_CLIENTS": "500"}
     result = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "marketing_ml.definitions"],

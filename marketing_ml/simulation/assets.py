@@ -11,6 +11,7 @@ import pandas as pd
 from marketing_ml.metadata import markdown_table, preview
 from marketing_ml.partitions import partition_dates
 from marketing_ml.resources.simulation import SimulationResource
+from marketing_ml.simulation.effects import shift_frame
 from marketing_ml.simulation.engine import SimulatedDays, simulate_days
 from marketing_ml.simulation.population import client_profiles, client_truth, generate_population
 
@@ -35,13 +36,17 @@ def raw_clients(context: dg.AssetExecutionContext, simulation: SimulationResourc
     metadata={"schema": TRUTH_SCHEMA},
     deps=[raw_clients],
     description=(
-        "One row per client: the simulator's latent traits and true response probability for every "
-        "next-best action. Evaluation only; no feature or model reads it."
+        "One row per client: the simulator's latent traits, true response probability for every "
+        "next-best action, and the true shift of the daily conversion and churn hazards while each "
+        "intervention acts. Evaluation only; no feature or model reads it."
     ),
 )
 def true_client_traits(context: dg.AssetExecutionContext, simulation: SimulationResource) -> pd.DataFrame:
     config = simulation.config
-    truth = client_truth(config, generate_population(config))
+    population = generate_population(config)
+    truth = pd.concat(
+        [client_truth(config, population), shift_frame(population, config.effect_propensity_correlation)], axis=1
+    )
     best = truth["oracle_best_action"].value_counts(normalize=True).rename("share").reset_index()
     context.add_output_metadata({"oracle best action mix": dg.MetadataValue.md(markdown_table(best))})
     return truth
@@ -80,12 +85,21 @@ DAILY_SPECS = [
         "One row per conversion to wealth advisory or churn (rollover out), with the probability that drew it.",
     ),
     _daily_spec(
+        "raw_interventions",
+        "raw",
+        RAW_SCHEMA,
+        "intervention_date",
+        "One row per client assigned in the daily randomised intervention experiment: the arm (no_contact "
+        "hold-out, advisor_outreach or retention_call) and its assignment probability, as a contact log.",
+    ),
+    _daily_spec(
         "true_daily_hazards",
         "ground_truth",
         TRUTH_SCHEMA,
         "as_of_date",
         "One row per active client per day: the true daily probability of conversion and churn that day "
-        "(the oracle for model evaluation). Evaluation only.",
+        "(the oracle for model evaluation), and the same had no contact acted on the client (the base of "
+        "every true intervention effect). Evaluation only.",
     ),
 ]
 
@@ -109,6 +123,7 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
             ("raw_marketing_events", days.events),
             ("raw_campaign_touches", days.touches),
             ("raw_outcomes", days.outcomes),
+            ("raw_interventions", days.interventions),
             ("true_daily_hazards", days.hazards),
         ):
             yield dg.Output(frame, output_name=name, metadata={"preview": preview(frame), "summary": summary})
@@ -136,9 +151,10 @@ def activity_summary(days: SimulatedDays) -> str:
     rates["per 1,000 client-days"] = rates["count"] / client_days * 1000
     actions = touches.groupby("action")["responded"].agg(["size", "mean"]).reset_index()
     actions.columns = ["action", "touches", "response rate"]
+    arms = days.interventions["intervention"].value_counts().rename("assignments").reset_index()
     return (
         f"**{len(events):,} events, {len(touches):,} touches, {len(outcomes):,} outcomes over "
         f"{client_days:,} active client-days**\n\n**Events by channel**\n\n{markdown_table(channels)}\n\n"
         f"**Outcome base rates**\n\n{markdown_table(rates)}\n\n**Random actions and responses**\n\n"
-        f"{markdown_table(actions)}"
+        f"{markdown_table(actions)}\n\n**Intervention experiment (randomised arms)**\n\n{markdown_table(arms)}"
     )

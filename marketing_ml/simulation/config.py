@@ -46,6 +46,12 @@ class SimulationConfig:
     burn_in_days: int = 60
     touch_rate: float = 0.015  # share of active clients given a random marketing action each day
     enrolling_share: float = 0.08  # share of clients who enrol during the first year of the history
+    # the intervention experiment: each day this share of the eligible clients is assigned an arm at random
+    intervention_rate: float = 0.03
+    # days after an assignment before a client can be assigned again; at least the longest effect window
+    contact_cooldown_days: int = 90
+    # how far an intervention's true effect follows the client's baseline propensity (-1..1)
+    effect_propensity_correlation: float = 0.5
     regime_shift: RegimeShift | None = field(default=None)
 
     def __post_init__(self) -> None:

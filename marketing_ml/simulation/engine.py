@@ -9,7 +9,10 @@ The world advances one day at a time for every client block:
    weekday and (optionally) a regime shift;
 3. a random 1.5% of active clients get a random next-best-action (a logged experiment) and respond with
    their true probability; a response is itself an event;
-4. outcomes are drawn from the hazards: churned clients stop producing events, converted clients cannot
+4. a random share of the clients out of their contact cool-down enter the intervention experiment, each
+   arm (no contact, advisor outreach, retention call) equally likely; a contact shifts the client's
+   hazards for its window by the client's true effect (`effects.py`);
+5. outcomes are drawn from the hazards: churned clients stop producing events, converted clients cannot
    convert again.
 
 Each (day, block, purpose) has its own random stream, so a day's data is identical whenever and however
@@ -30,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from marketing_ml.simulation.config import ID_EPOCH, SimulationConfig
+from marketing_ml.simulation.effects import ARMS, INTERVENTIONS, hazard_shifts, shifted_hazard
 from marketing_ml.simulation.population import (
     Population,
     block_rng,
@@ -49,6 +53,8 @@ STREAM_EVENTS = 2
 STREAM_TOUCHES = 3
 STREAM_OUTCOMES = 4
 STREAM_DETAILS = 5  # timestamps, devices, amounts: drawn after the counts so they never shift them
+STREAM_INTERVENTIONS = 6
+NEVER = -(10**6)  # the day of a contact that never happened
 
 N_KINDS = len(EVENT_KINDS)
 GROUP_NAMES = tuple(HAZARD_GROUPS)
@@ -92,6 +98,7 @@ class SimulatedDays:
     touches: pd.DataFrame
     outcomes: pd.DataFrame
     hazards: pd.DataFrame
+    interventions: pd.DataFrame
 
 
 @dataclass
@@ -101,6 +108,8 @@ class _BlockState:
     converted: np.ndarray
     ring: np.ndarray  # (HAZARD_WINDOW_DAYS, n, groups) uint8 daily group counts
     window_sum: np.ndarray  # (n, groups) int32 sums of the ring
+    last_assigned: np.ndarray  # (n,) day of the latest assignment to the intervention experiment
+    contacted: np.ndarray  # (n, interventions) day of the latest contact of each intervention
 
 
 def simulate_days(
@@ -149,6 +158,7 @@ def simulate_days(
         touches=frame("touches", _touches_frame),
         outcomes=frame("outcomes", _outcomes_frame),
         hazards=frame("hazards", _hazards_frame),
+        interventions=frame("interventions", _interventions_frame),
     )
 
 
@@ -172,6 +182,7 @@ class _BlockSimulator:
         self.pop = generate_block(config, block)
         self.action_p = true_action_probabilities(self.pop)
         self.static_rates = self._client_rates(self.pop)
+        self.shifts = hazard_shifts(self.pop, config.effect_propensity_correlation)
         self.state = self._initial_state(self.pop)
 
     def _initial_state(self, pop: Population) -> _BlockState:
@@ -182,6 +193,8 @@ class _BlockSimulator:
             converted=np.zeros(n, dtype=bool),
             ring=np.zeros((HAZARD_WINDOW_DAYS, n, len(GROUP_NAMES)), dtype=np.uint8),
             window_sum=np.zeros((n, len(GROUP_NAMES)), dtype=np.int32),
+            last_assigned=np.full(n, NEVER, dtype=np.int32),
+            contacted=np.full((n, len(INTERVENTIONS)), NEVER, dtype=np.int32),
         )
 
     def _life_event_multipliers(self, pop: Population, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,6 +244,32 @@ class _BlockSimulator:
         p_conversion = np.where(state.converted, 0.0, _sigmoid(conversion_logit))
         return p_conversion, _sigmoid(churn_logit)
 
+    def _assign_interventions(self, day: int, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Today's randomised assignments (rows, arm per client): only clients not yet converted and out
+        of the cool-down since their last assignment, so no two contacts' windows overlap and each
+        contact's effect is the stored true effect."""
+        cfg, state = self.config, self.state
+        rng = block_rng(cfg, STREAM_INTERVENTIONS, day, self.block)
+        n = len(active)
+        u, arm = rng.random(n), rng.integers(0, len(ARMS), n)
+        eligible = active & ~state.converted & (day - state.last_assigned > cfg.contact_cooldown_days)
+        assigned = np.flatnonzero(eligible & (u < cfg.intervention_rate))
+        state.last_assigned[assigned] = day
+        for k in range(len(INTERVENTIONS)):
+            contacted = assigned[arm[assigned] == k + 1]  # arm 0 is the hold-out
+            state.contacted[contacted, k] = day
+        return assigned, arm
+
+    def _contact_effects(self, p_conversion: np.ndarray, p_churn: np.ndarray, day: int) -> tuple[np.ndarray, np.ndarray]:
+        """The hazards of clients inside a contact's window, shifted by their true effect."""
+        state = self.state
+        for k, intervention in enumerate(INTERVENTIONS):
+            acting = day - state.contacted[:, k] < intervention.window_days
+            if acting.any():
+                p_conversion = np.where(acting & ~state.converted, shifted_hazard(p_conversion, self.shifts[:, k, 0], "conversion"), p_conversion)
+                p_churn = np.where(acting, shifted_hazard(p_churn, self.shifts[:, k, 1], "churn"), p_churn)
+        return p_conversion, p_churn
+
     def _rates(self, pop: Population, day: int, active: np.ndarray) -> np.ndarray:
         """Expected events per (client, kind) on `day`; zero for inactive clients."""
         conversion, churn, activity = self._life_event_multipliers(pop, day)
@@ -273,7 +312,9 @@ class _BlockSimulator:
         in_history = day >= 0
         dnum = day_number(cfg.date_of(day))
         if in_history:
-            p_conversion, p_churn = self._hazards(pop, state, day)
+            assigned, arm = self._assign_interventions(day, active)
+            base_conversion, base_churn = self._hazards(pop, state, day)
+            p_conversion, p_churn = self._contact_effects(base_conversion, base_churn, day)
 
         counts = block_rng(cfg, STREAM_EVENTS, day + 10**5, block).poisson(self._rates(pop, day, active))
 
@@ -326,6 +367,13 @@ class _BlockSimulator:
                     "day": np.full(len(act), dnum),
                     "p_conversion": p_conversion[act].astype(np.float32),
                     "p_churn": p_churn[act].astype(np.float32),
+                    "base_conversion": base_conversion[act].astype(np.float32),
+                    "base_churn": base_churn[act].astype(np.float32),
+                }
+                rows["interventions"] = {
+                    "client_id": pop.client_id[assigned],
+                    "day": np.full(len(assigned), dnum),
+                    "arm": arm[assigned],
                 }
             state.alive &= ~churn
             state.converted |= convert
@@ -519,6 +567,23 @@ def _outcomes_frame(chunks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     )
 
 
+def _intervention_ids(c: dict[str, np.ndarray]) -> np.ndarray:
+    return c["day"] * 10**7 + c["client_id"]
+
+
+def _interventions_frame(chunks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    c = _merge(chunks, _intervention_ids)
+    return pd.DataFrame(
+        {
+            "intervention_id": _intervention_ids(c),
+            "client_id": c["client_id"],
+            "intervention_date": pd.Series(_dates(c["day"]), dtype=_DATE),
+            "intervention": _labels(c["arm"], ARMS),
+            "assignment_probability": np.full(len(c["arm"]), 1.0 / len(ARMS)),
+        }
+    )
+
+
 def _hazards_frame(chunks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
     c = _merge(chunks)
     return pd.DataFrame(
@@ -527,5 +592,8 @@ def _hazards_frame(chunks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
             "as_of_date": pd.Series(_dates(c["day"]), dtype=_DATE),
             "p_conversion_daily": c["p_conversion"].astype(np.float32),
             "p_churn_daily": c["p_churn"].astype(np.float32),
+            # the hazards had no contact acted: what a contact's true effect is computed from
+            "p_conversion_daily_uncontacted": c["base_conversion"].astype(np.float32),
+            "p_churn_daily_uncontacted": c["base_churn"].astype(np.float32),
         }
     )
