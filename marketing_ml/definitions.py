@@ -10,6 +10,7 @@ and `dagster definitions validate` load (lazily, so importing this module touche
 | `features` | dbt staging and feature snapshots, their checks, the feature catalog |
 | `training` | training sets and the model assets |
 | `registry` | the model contract and the `@champion` gate |
+| `uplift` | the effect of contacts: randomised-log training set, meta-learners, their champions |
 | `scoring` | daily predictions, explanations, segments |
 | `decisions` | advisor queue, campaign targets, business impact |
 | `monitoring` | drift, realised performance, alerts, the retraining sensor |
@@ -36,6 +37,7 @@ from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation import definitions as simulation
 from marketing_ml.streaming import definitions as streaming
 from marketing_ml.training import definitions as training
+from marketing_ml.uplift import definitions as uplift
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -50,6 +52,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         features.definitions(settings, partitions, dbt_project, dbt_manifest),
         training.definitions(settings, partitions),
         registry.definitions(settings, partitions),
+        uplift.definitions(settings, partitions),
         scoring.definitions(settings, partitions),
         decisions.definitions(settings, partitions),
         monitoring.definitions(settings, partitions),

@@ -45,13 +45,13 @@ def test_a_different_world_in_the_same_directory_is_refused_with_advice(tmp_path
 
 def test_help_documents_every_command():
     result = subprocess.run([sys.executable, "-m", "marketing_ml.cli", "run", "--help"], capture_output=True, text=True)
-    for word in ("--step", "--no-streaming", "--clients", "--days", "data", "features", "models", "registry", "inference", "streaming"):
+    for word in ("--step", "--no-streaming", "--clients", "--days", "data", "features", "models", "registry", "uplift", "inference", "streaming"):
         assert word in result.stdout
 
 
 @pytest.mark.parametrize(("argv", "steps"), [
-    (["run"], ["data", "features", "models", "registry", "inference"]),
-    (["run", "--no-streaming"], ["data", "features", "models", "registry", "inference"]),
+    (["run"], ["data", "features", "models", "registry", "uplift", "inference"]),
+    (["run", "--no-streaming"], ["data", "features", "models", "registry", "uplift", "inference"]),
     (["run", "--step", "streaming", "--step", "data"], ["data", "streaming"]),
     (["run", "--step", "data", "--step", "streaming", "--no-streaming"], ["data"]),
 ])

@@ -29,6 +29,7 @@ STEPS: tuple[Step, ...] = (
     Step("features", ("features",), "build point-in-time feature snapshots with dbt"),
     Step("models", ("training",), "train conversion, churn and next-best-action models"),
     Step("registry", ("registry",), "promote champions in the MLflow registry"),
+    Step("uplift", ("uplift",), "learn the effect of contacts from the randomised contact log, promote champions"),
     # 35 days: a month of daily scores, and conversion predictions old enough (30 days) to meet their outcomes
     Step("inference", ("scoring", "monitoring"), "score clients, build business outputs, monitor", recent_days=35),
     Step("streaming", ("streaming",), "stream a burst of events, ingest them exactly once, rescore the clients they touch"),

@@ -1,0 +1,192 @@
+"""Uplift as Dagster assets: thin wiring around `dataset`, `learners`, `report` and `store`.
+
+Group `uplift`: `uplift_training_set` (SQL over the randomised contact log), one asset per meta-learner
+(`uplift_t_learner`, `uplift_x_learner`: both outcomes, every intervention, logged to MLflow), and
+`uplift_champions`, which promotes per intervention the learner with the best selection-slice Qini behind
+blocking checks.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from marketing_ml.features.catalog import FEATURE_MODEL
+from marketing_ml.metadata import figure_markdown, markdown_table
+from marketing_ml.registry.frames import model_feature_spec
+from marketing_ml.registry.tasks import SPLIT
+from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.training import datasets
+from marketing_ml.training.families import FAMILIES, FitOptions
+from marketing_ml.uplift.dataset import ARM, HORIZONS, LABELS, UPLIFT_SET, UPLIFT_TABLE, plan_uplift, uplift_set_sql
+from marketing_ml.uplift.evaluation import decile_figure
+from marketing_ml.uplift.learners import LEARNERS, ArmData, fit_uplift
+from marketing_ml.uplift.report import judge_uplift
+from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftCandidate, choose_champions, log_uplift_models
+
+GROUP = "uplift"
+CHAMPIONS = "uplift_champions"
+HEADLINE = ("qini", "qini_propensity", "oracle_qini", "rank_correlation", "pehe", "captured_share_of_oracle",
+            "ratio_to_propensity")
+
+
+class UpliftSetConfig(dg.Config):
+    warmup_days: int = Field(default=90, description="Days of history before the first training contact.")
+    selection_days: int = Field(default=45, description="Contact days after training: early stopping and the "
+                                "slice champions are chosen on.")
+    test_days: int = Field(default=60, description="Latest contact days with matured 90-day labels: the "
+                           "out-of-time slice the reported figures come from.")
+    fit_to_history: bool = Field(default=True, description="Scale the windows down to fit a short history.")
+
+
+class UpliftModelConfig(dg.Config):
+    family: str = Field(default="xgboost", description="The model family of the arm models.")
+    capacity_share: float = Field(default=0.1, description="Share of a slice's contacts treated when policies "
+                                  "are compared at equal capacity.")
+    seed: int = Field(default=7, description="Seed of every random choice in fitting.")
+    threads: int = Field(default=2, description="Threads for XGBoost.")
+
+
+@dg.asset(
+    name=UPLIFT_SET,
+    group_name=GROUP,
+    kinds={"sql", "duckdb"},
+    deps=[dg.AssetKey(FEATURE_MODEL), "raw_interventions", "raw_outcomes", "true_daily_hazards", "true_client_traits"],
+    metadata={"schema": "training"},
+    description=(
+        "One row per randomised assignment (no_contact, advisor_outreach, retention_call): the features as of "
+        "the contact date, conversion within 30 days and churn within 90 days after it, the out-of-time slice "
+        "(train, selection, test), and the true hazards and effects (evaluation only). Table "
+        f"{UPLIFT_TABLE}."
+    ),
+)
+def uplift_training_set(context: dg.AssetExecutionContext, config: UpliftSetConfig,
+                        warehouse: WarehouseResource) -> dg.MaterializeResult:
+    first, last = datasets.history_bounds(warehouse)
+    plan = plan_uplift(first, last, warmup_days=config.warmup_days, selection_days=config.selection_days,
+                       test_days=config.test_days, fit_to_history=config.fit_to_history)
+    for note in plan.notes:
+        context.log.warning(note)
+    warehouse.execute("create schema if not exists training")
+    warehouse.execute(uplift_set_sql(plan))
+    summary = warehouse.query(
+        f"select {SPLIT}, {ARM}, count(*) as contacts, avg(converted::int) as conversion_rate, "
+        f"avg(churned::int) as churn_rate, min(as_of_date) as first_date, max(as_of_date) as last_date "
+        f"from {UPLIFT_TABLE} group by all order by 1, 2"
+    )
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": int(summary["contacts"].sum()),
+        "slices": dg.MetadataValue.md(markdown_table(summary)),
+        "slice_dates": dg.MetadataValue.json({k: [str(a), str(b)] for k, (a, b) in plan.ranges.items()}),
+    })
+
+
+def build_uplift_asset(learner: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"uplift_{learner}",
+        group_name=GROUP,
+        kinds={"python", "xgboost", "mlflow"},
+        deps=[UPLIFT_SET],
+        description=(
+            f"The {learner.replace('_', '-')} of the effect of each intervention on conversion (30 days) and "
+            "churn (90 days), fitted on the train slice's randomised contacts; judged on the selection slice "
+            "(the choice) and the out-of-time test slice (the report) by observed Qini and against the true "
+            "effects; logged to MLflow."
+        ),
+    )
+    def uplift_model(context: dg.AssetExecutionContext, config: UpliftModelConfig, warehouse: WarehouseResource,
+                     mlflow: MLflowResource) -> dg.MaterializeResult:
+        table = warehouse.query(f"select * from {UPLIFT_TABLE} order by as_of_date, client_id")
+        spec = model_feature_spec(table)
+        slices = {name: table[table[SPLIT] == name] for name in ("train", "selection", "test")}
+        options = FitOptions(seed=config.seed, threads=config.threads, log=context.log.info)
+        began = dt.datetime.now()
+        models, metrics, tables, figures = {}, {}, {}, {}
+        for outcome, horizon in HORIZONS.items():
+            arms = {name: ArmData.from_frame(rows, spec, ARM, LABELS[outcome]) for name, rows in slices.items()}
+            model = fit_uplift(learner, FAMILIES[config.family], outcome, horizon, spec, arms["train"],
+                               arms["selection"], options)
+            models[outcome] = model
+            for slice_name in ("selection", "test"):
+                report = judge_uplift(model, slices[slice_name], config.capacity_share)
+                metrics |= {f"{slice_name}.{outcome}.{k}": v for k, v in report.metrics.items()}
+                if slice_name == "test":
+                    for intervention, deciles in report.deciles.items():
+                        tables[f"deciles_{outcome}_{intervention}"] = deciles
+                        tables[f"policies_{outcome}_{intervention}"] = report.policies[intervention]
+                        figures[f"{outcome}_{intervention}"] = decile_figure(
+                            deciles, f"{outcome} uplift of {intervention} by decile (test)")
+        seconds = (dt.datetime.now() - began).total_seconds()
+        metrics["training_seconds"] = seconds
+        run_id, model_uri = log_uplift_models(
+            mlflow, learner, models, metrics, tables, figures,
+            tags={"dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
+                  "data.training_set": UPLIFT_TABLE, "family": config.family},
+        )
+        report_rows = [
+            {"outcome": o, "intervention": i, **{m: metrics.get(f"test.{o}.{i}.{m}") for m in HEADLINE}}
+            for o in HORIZONS for i in PRIMARY_OUTCOME
+        ]
+        return dg.MaterializeResult(metadata={
+            "test_report": dg.MetadataValue.md(
+                "Out-of-time test contacts. `qini` from observed outcomes of the arms; `qini_propensity` ranks by "
+                "the no-contact risk; `oracle_qini` ranks by the true effect; truth metrics and policy shares use "
+                f"the simulator's true effects at a capacity of {config.capacity_share:.0%} of the contacts.\n\n"
+                + markdown_table(pd.DataFrame(report_rows))),
+            "plots": dg.MetadataValue.md("\n\n".join(figure_markdown(f, n) for n, f in figures.items())),
+            "selection_metrics": dg.MetadataValue.json({k: v for k, v in metrics.items() if k.startswith("selection.")}),
+            "test_metrics": dg.MetadataValue.json({k: v for k, v in metrics.items() if k.startswith("test.")}),
+            "training_seconds": dg.MetadataValue.float(round(seconds, 2)),
+            "mlflow_run_id": run_id,
+            "mlflow_model_uri": model_uri,
+        })
+
+    return uplift_model
+
+
+def _candidate(instance: dg.DagsterInstance, learner: str) -> UpliftCandidate:
+    event = instance.get_latest_materialization_event(dg.AssetKey(f"uplift_{learner}"))
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "mlflow_model_uri" not in metadata:
+        raise dg.Failure(f"uplift_{learner} has no trained model yet: run the uplift step first "
+                         "(marketing-ml run --step uplift).")
+    selection = {k.removeprefix("selection."): v for k, v in metadata["selection_metrics"].value.items()}
+    return UpliftCandidate(learner, metadata["mlflow_run_id"].value, metadata["mlflow_model_uri"].value, selection)
+
+
+@dg.asset(
+    name=CHAMPIONS,
+    group_name=GROUP,
+    kinds={"python", "mlflow"},
+    deps=[f"uplift_{learner}" for learner in LEARNERS],
+    check_specs=[dg.AssetCheckSpec(f"{intervention}_beats_propensity", asset=CHAMPIONS, blocking=True,
+                                   description=f"The {intervention} champion's selection Qini on {outcome} is "
+                                               "positive and above ranking by propensity on the same contacts.")
+                 for intervention, outcome in PRIMARY_OUTCOME.items()],
+    description=(
+        "Per intervention, the registered model `uplift_<intervention>` whose @champion is the learner with the "
+        "best Qini on the selection slice for the intervention's outcome (advisor_outreach: conversion, "
+        "retention_call: churn), promoted only if it beats ranking by propensity."
+    ),
+)
+def uplift_champions(context: dg.AssetExecutionContext, mlflow: MLflowResource) -> dg.MaterializeResult:
+    candidates = [_candidate(context.instance, learner) for learner in LEARNERS]
+    choices = choose_champions(mlflow, candidates, tags={"dagster.run_id": context.run.run_id})
+    for choice in choices:
+        context.log.info(choice.decision)
+    return dg.MaterializeResult(
+        metadata={"decisions": dg.MetadataValue.md("\n".join(f"- {c.decision}" for c in choices))},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=f"{c.intervention}_beats_propensity", passed=c.passed, severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"selection_qini": c.qini, "selection_qini_propensity": c.qini_propensity, "learner": c.learner},
+            )
+            for c in choices
+        ],
+    )
+
+
+def uplift_assets() -> list[dg.AssetsDefinition]:
+    return [uplift_training_set, *(build_uplift_asset(learner) for learner in LEARNERS), uplift_champions]

@@ -1,0 +1,77 @@
+"""One uplift model judged on one slice: per intervention, observed Qini/AUUC, truth metrics, policies.
+
+The rows are the slice's randomised contacts. Observed metrics use an intervention's arm against the
+no-contact arm (the contrast the randomisation makes unbiased). Truth metrics and the policy comparison
+use every contact of the slice, whatever its arm: the true effect of contacting that client that day is
+known for all of them, so the model, the oracle, propensity and random are compared on the same rows at
+the same capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from marketing_ml.simulation.effects import CONTROL, INTERVENTIONS, shift_column, true_effect
+from marketing_ml.uplift.dataset import ARM, HORIZONS, LABELS, SHIFT_PREFIX, UNCONTACTED_HAZARD
+from marketing_ml.uplift.evaluation import (
+    auuc,
+    benefit_sign,
+    policy_comparison,
+    qini_coefficient,
+    truth_metrics,
+    uplift_by_decile,
+)
+from marketing_ml.uplift.learners import UpliftModel
+
+
+def true_benefits(frame: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """Per row and intervention, the true benefit of contacting (evaluation only: reads the truth columns)."""
+    sign = benefit_sign(outcome)
+    return pd.DataFrame({
+        i.name: sign * true_effect(frame[UNCONTACTED_HAZARD[outcome]].to_numpy(),
+                                   frame[SHIFT_PREFIX + shift_column(i.name, outcome)].to_numpy(),
+                                   outcome, i.window_days, HORIZONS[outcome])
+        for i in INTERVENTIONS
+    }, index=frame.index)
+
+
+@dataclass
+class UpliftReport:
+    metrics: dict[str, float]  # "<intervention>.<metric>"
+    deciles: dict[str, pd.DataFrame]  # per intervention
+    policies: dict[str, pd.DataFrame]  # per intervention
+
+
+def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float = 0.1) -> UpliftReport:
+    """Judge `model` on the contacts in `frame` (one slice of the uplift set)."""
+    outcome, sign = model.outcome, benefit_sign(model.outcome)
+    predicted = sign * model.predict_effects(frame)
+    propensity = model.predict_control(frame)
+    truth = true_benefits(frame, outcome)
+    y = sign * frame[LABELS[outcome]].to_numpy(dtype=float)
+    arm = frame[ARM].to_numpy()
+    capacity = max(1, int(round(capacity_share * len(frame))))
+    metrics: dict[str, float] = {}
+    deciles, policies = {}, {}
+    for intervention in truth.columns:
+        pair = (arm == intervention) | (arm == CONTROL)
+        treated = arm[pair] == intervention
+        score = predicted[intervention].to_numpy()
+        metrics[f"{intervention}.qini"] = qini_coefficient(y[pair], treated, score[pair])
+        metrics[f"{intervention}.auuc"] = auuc(y[pair], treated, score[pair])
+        # propensity ranking, judged the same way: what a non-causal model would earn
+        metrics[f"{intervention}.qini_propensity"] = qini_coefficient(y[pair], treated, propensity[pair])
+        metrics |= {f"{intervention}.{k}": v for k, v in truth_metrics(score, truth[intervention].to_numpy()).items()}
+        table = policy_comparison(truth[intervention].to_numpy(), {"propensity": propensity, "model": score}, capacity)
+        by_policy = table.set_index("policy")["true_incremental_outcomes"]
+        metrics[f"{intervention}.captured_share_of_oracle"] = float(by_policy["model"] / by_policy["oracle"])
+        metrics[f"{intervention}.ratio_to_propensity"] = float(by_policy["model"] / by_policy["propensity"])
+        metrics[f"{intervention}.oracle_qini"] = qini_coefficient(y[pair], treated, truth[intervention].to_numpy()[pair])
+        deciles[intervention] = uplift_by_decile(y[pair], treated, score[pair], truth[intervention].to_numpy()[pair])
+        policies[intervention] = table
+    metrics["contacts"] = float(len(frame))
+    metrics["capacity"] = float(capacity)
+    return UpliftReport(metrics, deciles, policies)
