@@ -237,6 +237,17 @@ def business_table() -> str:
                    "lift vs random", "share of the oracle's gain"], rows)
 
 
+def uplift_table() -> str:
+    rows = []
+    for r in load("uplift.json")["sensitivity"]:
+        rows.append([f"{r['correlation']:.1f}", r["intervention"], f"{r['captured_share_of_oracle']:.0%}",
+                     f"{r['ratio_to_propensity']:.2f}x", f"{r['rank_correlation']:.2f}", f"{r['pehe']:.4f}",
+                     f"{r['qini']:.5f}", f"{r['qini_propensity']:.5f}", f"{r['oracle_qini']:.5f}"])
+    return _table(["effect-propensity correlation", "intervention", "champion's share of the oracle's outcomes",
+                   "vs propensity", "rank correlation with true effects", "PEHE", "Qini", "Qini by propensity",
+                   "Qini by true effect"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "simulation": simulation_table,
     "features": features_table,
@@ -246,6 +257,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "serving": serving_table,
     "scoring": scoring_table,
     "business-impact": business_table,
+    "uplift": uplift_table,
     "streaming": streaming_table,
 }
 

@@ -106,7 +106,9 @@ TRAINING_END = TEST_START + dt.timedelta(days=TRAINING_DAYS - 1)
 def training_world(tmp_path_factory) -> Settings:
     """A data directory with the data and features steps built for 10,000 clients x 120 days, the runs
     recorded in its own Dagster instance as `marketing-ml run` records them."""
-    config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS)
+    # campaign touches at twice the default rate: the next-best-action slices of a 120-day history then hold
+    # enough responses to tell a family from the per-action base rates beyond this world's noise
+    config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS, touch_rate=0.03)
     settings = Settings(tmp_path_factory.mktemp("mm_training_world"), "duckdb", config)
     settings.dagster_home.mkdir()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.simulation.config import SimulationConfig
+from marketing_ml.resources.simulation import SimulationResource
+from marketing_ml.simulation.config import RegimeShift, SimulationConfig
 from marketing_ml.simulation.effects import ARMS, CONTROL, INTERVENTIONS, OUTCOMES, hazard_shifts, shift_frame, true_effect
 from marketing_ml.simulation.engine import simulate_days
 from marketing_ml.simulation.population import client_profiles, generate_population
@@ -136,7 +137,6 @@ def test_client_profiles_are_rich_and_plausible():
 
 
 def test_a_regime_shift_changes_behaviour_only_from_its_date():
-    from marketing_ml.simulation.config import RegimeShift
 
     shift_day = TEST_START + dt.timedelta(days=20)
     shifted = SimulationConfig(start_date=TEST_START, n_clients=2_000, regime_shift=RegimeShift(start=shift_day))
@@ -215,3 +215,11 @@ def test_the_randomised_arms_reproduce_the_stored_true_effects():
             if (intervention.name, outcome) == ("advisor_outreach", "conversion"):
                 assert realised > half_width  # detectably positive
     assert OUTCOMES == ("conversion", "churn")
+
+
+def test_the_simulation_resource_carries_every_setting_of_the_world():
+    config = SimulationConfig(start_date=TEST_START, n_clients=1_234, seed=9, burn_in_days=45, touch_rate=0.03,
+                              enrolling_share=0.1, intervention_rate=0.05, contact_cooldown_days=120,
+                              effect_propensity_correlation=0.9,
+                              regime_shift=RegimeShift(start=TEST_START + dt.timedelta(days=30)))
+    assert SimulationResource.from_config(config).config == config

@@ -17,10 +17,10 @@ import pytest
 from mlflow import MlflowClient
 
 from marketing_ml.features.catalog import ModelInputs
-from marketing_ml.registry.evaluation import gate_metrics
+from marketing_ml.registry.evaluation import binary_metrics, gate_metrics
 from marketing_ml.registry.frames import TrainingFrames
 from marketing_ml.registry.predictor import load_champion
-from marketing_ml.registry.promotion import Candidate, GateThresholds, promote
+from marketing_ml.registry.promotion import Candidate, GateThresholds, evaluate_gate, promote
 from marketing_ml.registry.store import CHALLENGER, CHAMPION, alias_version, log_trained_model
 from marketing_ml.registry.tasks import OUTCOME_TASKS
 from marketing_ml.resources.mlflow_tracking import MLflowResource
@@ -139,3 +139,21 @@ def test_gate_refuses_a_deliberately_bad_model_and_moves_no_alias(store, frames)
     _, inflated = _log(store, frames, "logreg", frames_to_fit=oversampled)
     checks = {c.name: c.passed for c in _promote(store, frames, [inflated]).checks}
     assert checks == {"auc_vs_oracle": True, "calibration": False, "not_worse_than_champion": True}
+
+
+def test_the_calibration_gate_is_relative_to_the_true_rate():
+    """A model predicting twice the true rate of a 1% outcome is 0.01 off: inside an absolute 0.02, refused here."""
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.0, 0.02, 200_000)
+    y = (rng.random(len(truth)) < truth).astype(np.int8)
+    metrics = {name: binary_metrics(y, p) for name, p in (("model", 2 * truth), ("oracle", truth), ("honest", truth * 1.05))}
+    oracle = {f"oracle_{k}": v for k, v in metrics["oracle"].items()}
+
+    def passes(scorer: str) -> bool:
+        candidate = {**metrics[scorer], **oracle, "auc_ratio_to_oracle": 1.0}
+        checks = evaluate_gate("conversion", candidate, None, GateThresholds())
+        return next(c for c in checks if c.name == "calibration").passed
+
+    assert metrics["model"]["calibration_error"] < 0.02  # what the absolute bound let through
+    assert not passes("model")
+    assert passes("honest")  # 5% high is within 20% of the true mean

@@ -69,15 +69,18 @@ def test_observation_plans_are_out_of_time():
         end = start + dt.timedelta(days=days - 1)
         try:
             plan = datasets.plan_observations(start, end, horizon_days=horizon, every_days=every, warmup_days=warmup,
-                                              test_dates=tests, validation_dates=validations, fit_to_history=True)
+                                              test_dates=tests, validation_dates=validations, selection_dates=2,
+                                              fit_to_history=True)
         except datasets.PlanError:
             continue  # even a one-day horizon does not fit (a clear error, tested below)
         planned += 1
         h = plan.horizon_days
-        first_test = min(plan.dates["test"])
+        first_held_out = min(plan.dates["selection"])
         for d in plan.dates["train"] + plan.dates["validation"]:
-            assert d + dt.timedelta(days=h) <= first_test, "a training label window reaches into the test period"
+            assert d + dt.timedelta(days=h) <= first_held_out, "a training label window reaches into the held-out period"
         assert max(plan.dates["train"]) < min(plan.dates["validation"])
+        # the champion is chosen on dates before every reported (test) date
+        assert max(plan.dates["selection"]) < min(plan.dates["test"]) and len(plan.dates["selection"]) == 2
         assert plan.last_label_day <= end, "a label window ends after the built history"
         assert plan.first_date >= start + dt.timedelta(days=plan.warmup_days)
         assert len(plan.dates["test"]) == tests and len(plan.dates["validation"]) == validations
@@ -88,19 +91,22 @@ def test_observation_plans_are_out_of_time():
 def test_a_history_too_short_is_refused_with_advice_unless_fitted():
     start, end = D(2025, 1, 1), D(2025, 3, 1)
     with pytest.raises(datasets.PlanError, match="Build more history"):
-        datasets.plan_observations(start, end, horizon_days=90, every_days=7, warmup_days=90, test_dates=4,
-                                   validation_dates=2, fit_to_history=False)
-    plan = datasets.plan_observations(start, end, horizon_days=90, every_days=7, warmup_days=90, test_dates=4,
-                                      validation_dates=2, fit_to_history=True)
+        datasets.plan_observations(start, end, horizon_days=90, every_days=7, warmup_days=90, test_dates=2,
+                                   validation_dates=2, selection_dates=2, fit_to_history=False)
+    plan = datasets.plan_observations(start, end, horizon_days=90, every_days=7, warmup_days=90, test_dates=2,
+                                      validation_dates=2, selection_dates=2, fit_to_history=True)
     assert plan.horizon_days < 90 and "shortened" in plan.notes[0]
 
 
 def test_touch_plan_slices_follow_each_other():
     plan = datasets.plan_touches(D(2025, 1, 1), D(2025, 12, 31), warmup_days=90, validation_days=28, test_days=56,
-                                 fit_to_history=False)
-    (a, b), (c, d), (e, f) = plan.ranges["train"], plan.ranges["validation"], plan.ranges["test"]
-    assert a == D(2025, 4, 1) and b + dt.timedelta(days=1) == c and d + dt.timedelta(days=1) == e
+                                 selection_days=21, fit_to_history=False)
+    (a, b), (c, d), (s, t), (e, f) = (plan.ranges[k] for k in ("train", "validation", "selection", "test"))
+    assert a == D(2025, 4, 1) and b + dt.timedelta(days=1) == c and d + dt.timedelta(days=1) == s
+    assert t + dt.timedelta(days=1) == e and (t - s).days + 1 == 21
     assert f == D(2025, 12, 31) and (f - e).days + 1 == 56 and (d - c).days + 1 == 28
+    assert "selection" not in datasets.plan_touches(D(2025, 1, 1), D(2025, 12, 31), warmup_days=90, validation_days=28,
+                                                    test_days=56, fit_to_history=False).ranges
     population = datasets.population_dates(e, f, 7)
     assert population[0] == e and population[-1] <= f and len(population) == 8
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from marketing_ml.registry.predictor import ActionPredictor, Predictor
 
 EPS = 1e-6
-METRICS = ("auc", "pr_auc", "log_loss", "brier", "accuracy", "calibration_error")
+METRICS = ("auc", "pr_auc", "log_loss", "brier", "accuracy", "calibration_error", "mean_probability")
 # the metrics where lower is better; the others are higher-is-better
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "calibration_error"})
 
@@ -55,7 +55,8 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """AUC, PR-AUC, log loss, Brier, accuracy (at 0.5) and calibration error; NaN where undefined."""
+    """AUC, PR-AUC, log loss, Brier, accuracy (at 0.5), calibration error and the mean probability; NaN
+    where undefined."""
     y = np.asarray(y, dtype=np.int8)
     p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
     both_classes = len(np.unique(y)) == 2
@@ -66,6 +67,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
         "accuracy": float(np.mean((p >= 0.5) == y)) if len(y) else float("nan"),
         "calibration_error": expected_calibration_error(y, p),
+        "mean_probability": float(p.mean()) if len(p) else float("nan"),
     }
 
 

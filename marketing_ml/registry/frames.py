@@ -49,8 +49,10 @@ class Split:
 class TrainingFrames:
     """A task's training set table cut into its out-of-time slices (features + label + evaluation columns).
 
-    For the next best action, `population` holds the policy evaluation rows: clients active on the test
-    dates with the true response probability of every action (evaluation only).
+    `selection` holds the rows the champion is chosen on; `test`, later, the rows every reported figure
+    comes from. For the next best action, `population` holds the policy evaluation rows: clients active on
+    the selection and test dates with the true response probability of every action (evaluation only);
+    `population_of(slice)` gives one slice's.
     """
 
     spec: ModelInputs
@@ -58,11 +60,17 @@ class TrainingFrames:
     validation: pd.DataFrame
     test: pd.DataFrame
     population: pd.DataFrame | None = None
+    selection: pd.DataFrame | None = None
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, spec: ModelInputs, population: pd.DataFrame | None = None) -> TrainingFrames:
         parts = {name: table[table[SPLIT] == name].reset_index(drop=True) for name in SPLITS}
-        return cls(spec, parts["train"], parts["validation"], parts["test"], population)
+        return cls(spec, parts["train"], parts["validation"], parts["test"], population, parts["selection"])
+
+    def population_of(self, name: str) -> pd.DataFrame | None:
+        if self.population is None:
+            return None
+        return self.population[self.population[SPLIT] == name].reset_index(drop=True)
 
     def split(self, name: str, action: str | None = None) -> Split:
         rows = getattr(self, name)

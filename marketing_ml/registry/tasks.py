@@ -58,7 +58,10 @@ ORACLE = "oracle_probability"  # ground truth, evaluation only
 ORACLE_HAZARD = "oracle_daily_hazard"  # ground truth: the true daily hazard at the observation date
 ORACLE_ACTION_PREFIX = "oracle_p_"  # + action: true response probability (policy evaluation set)
 ORACLE_BEST_ACTION = "oracle_best_action"
-SPLITS = ("train", "validation", "test")
+# train: fitted on; validation: early stopping and calibration; selection: the champion is chosen on it;
+# test: what every reported figure comes from, later than any slice a choice has seen
+SPLITS = ("train", "validation", "selection", "test")
+HELD_OUT = ("selection", "test")
 # every column of a training set that is not a feature: bookkeeping, labels and ground truth
 NON_FEATURE_COLUMNS = frozenset(
     {"client_id", "as_of_date", SPLIT, LABEL, LABEL_END, ORACLE, ORACLE_HAZARD, ACTION, "touch_id", "touch_date",

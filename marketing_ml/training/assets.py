@@ -16,6 +16,7 @@ from marketing_ml.metadata import markdown_table
 from marketing_ml.registry.frames import load_training_frames
 from marketing_ml.registry.store import log_trained_model
 from marketing_ml.registry.tasks import (
+    HELD_OUT,
     LABEL,
     NBA,
     OUTCOME_TASKS,
@@ -47,7 +48,10 @@ class OutcomeTrainingSetConfig(dg.Config):
     every_days: int = Field(default=7, description="Days between observation dates.")
     warmup_days: int = Field(default=90, description="Days of history before the first observation date, so the "
                              "longest feature window (90 days) is complete.")
-    test_dates: int = Field(default=4, description="Latest observation dates held out as the out-of-time test slice.")
+    test_dates: int = Field(default=4, description="Latest observation dates held out as the out-of-time test slice "
+                            "(every reported figure).")
+    selection_dates: int = Field(default=2, description="Observation dates before the test slice, held out for "
+                                 "choosing the champion.")
     validation_dates: int = Field(default=2, description="Latest observation dates before the test gap whose "
                                   "held-out clients form the validation slice (early stopping, calibration).")
     validation_share: float = Field(default=0.25, description="Share of clients held out of training for the "
@@ -55,6 +59,7 @@ class OutcomeTrainingSetConfig(dg.Config):
     max_train_rows: int = Field(default=300_000, description="Uniform sample cap of the training slice.")
     max_validation_rows: int = Field(default=100_000, description="Uniform sample cap of the validation slice.")
     max_test_rows: int = Field(default=250_000, description="Uniform sample cap of the test slice.")
+    max_selection_rows: int = Field(default=250_000, description="Uniform sample cap of the selection slice.")
     fit_to_history: bool = Field(default=True, description="Shorten horizon and warm-up to fit a short history "
                                  "(noted in the metadata) instead of failing.")
 
@@ -63,16 +68,19 @@ class TouchTrainingSetConfig(dg.Config):
     warmup_days: int = Field(default=90, description="Days of history before the first training touch.")
     validation_days: int = Field(default=28, description="Touch days before the test slice, for early stopping and calibration.")
     test_days: int = Field(default=56, description="Latest touch days held out as the out-of-time test slice.")
+    selection_days: int = Field(default=28, description="Touch days before the test slice, held out for choosing "
+                                "the champion.")
     max_train_rows: int = Field(default=300_000, description="Uniform sample cap of the training touches.")
     max_validation_rows: int = Field(default=100_000, description="Uniform sample cap of the validation touches.")
     max_test_rows: int = Field(default=200_000, description="Uniform sample cap of the test touches.")
+    max_selection_rows: int = Field(default=200_000, description="Uniform sample cap of the selection touches.")
     fit_to_history: bool = Field(default=True, description="Scale the windows down to fit a short history.")
 
 
 class PolicySetConfig(dg.Config):
     every_days: int = Field(default=7, description="Days between the test dates whose active clients form the "
                             "policy evaluation population.")
-    max_rows: int = Field(default=100_000, description="Uniform sample cap of the policy population.")
+    max_rows: int = Field(default=100_000, description="Uniform sample cap of the policy population, per slice.")
 
 
 class ModelConfig(dg.Config):
@@ -100,7 +108,7 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
         plan = datasets.plan_observations(
             first, last, horizon_days=config.horizon_days or task.default_horizon_days, every_days=config.every_days,
             warmup_days=config.warmup_days, test_dates=config.test_dates, validation_dates=config.validation_dates,
-            fit_to_history=config.fit_to_history,
+            selection_dates=config.selection_dates, fit_to_history=config.fit_to_history,
         )
         for note in plan.notes:
             context.log.warning(note)
@@ -110,7 +118,8 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
         warehouse.execute(f"create schema if not exists {TRAINING_SCHEMA}")
         warehouse.execute(datasets.outcome_training_set_sql(
             task, plan, table,
-            {"train": config.max_train_rows, "validation": config.max_validation_rows, "test": config.max_test_rows},
+            {"train": config.max_train_rows, "validation": config.max_validation_rows,
+             "selection": config.max_selection_rows, "test": config.max_test_rows},
             config.validation_share,
         ))
         summary = datasets.slice_summary(warehouse, table, "as_of_date")
@@ -136,7 +145,7 @@ def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSet
     first, last = datasets.history_bounds(warehouse)
     plan = datasets.plan_touches(
         first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
-        test_days=config.test_days, fit_to_history=config.fit_to_history,
+        test_days=config.test_days, selection_days=config.selection_days, fit_to_history=config.fit_to_history,
     )
     for note in plan.notes:
         context.log.warning(note)
@@ -144,7 +153,8 @@ def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSet
     warehouse.execute(f"create schema if not exists {TRAINING_SCHEMA}")
     warehouse.execute(datasets.touch_training_set_sql(
         plan, table,
-        {"train": config.max_train_rows, "validation": config.max_validation_rows, "test": config.max_test_rows},
+        {"train": config.max_train_rows, "validation": config.max_validation_rows,
+         "selection": config.max_selection_rows, "test": config.max_test_rows},
     ))
     summary = datasets.slice_summary(warehouse, table, "as_of_date")
     by_action = warehouse.query(
@@ -163,24 +173,24 @@ def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSet
     deps=[FEATURES, "true_client_traits", training_set_key(NBA)],
     metadata={"schema": TRAINING_SCHEMA},
     description=(
-        "One row per client active on a test date of the next-best-action training set: the features as of "
-        "that date and the simulator's true response probability of every action and best action "
-        "(evaluation only), to value a policy against random assignment and the oracle."
+        "One row per client active on a selection or test date of the next-best-action training set: the "
+        "features as of that date, the slice, and the simulator's true response probability of every action "
+        "and best action (evaluation only), to value a policy against random assignment and the oracle."
     ),
 )
 def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: PolicySetConfig,
                               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    # the test period of the touches as built, so both tables always describe the same dates
-    test = warehouse.query(
-        f"select min(as_of_date) as first, max(as_of_date) as last from {training_set_table(NBA)} "
-        f"where {SPLIT} = 'test'"
-    ).iloc[0]
-    dates = datasets.population_dates(pd.Timestamp(test["first"]).date(), pd.Timestamp(test["last"]).date(),
-                                      config.every_days)
+    # the held-out periods of the touches as built, so both tables always describe the same dates
+    held = warehouse.query(
+        f"select {SPLIT}, min(as_of_date) as first, max(as_of_date) as last from {training_set_table(NBA)} "
+        f"where {SPLIT} in {HELD_OUT} group by 1"
+    )
+    dates = {row[SPLIT]: datasets.population_dates(pd.Timestamp(row["first"]).date(), pd.Timestamp(row["last"]).date(),
+                                                   config.every_days) for _, row in held.iterrows()}
     table = f"{TRAINING_SCHEMA}.{POLICY_SET}"
     warehouse.execute(datasets.policy_population_sql(dates, table, config.max_rows))
     summary = warehouse.query(
-        f"select as_of_date, count(*) as clients from {table} group by 1 order by 1"
+        f"select {SPLIT}, as_of_date, count(*) as clients from {table} group by all order by 2"
     )
     best = warehouse.query(f"select oracle_best_action, count(*) as clients from {table} group by 1 order by 2 desc")
     return dg.MaterializeResult(metadata={
@@ -201,7 +211,8 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
         deps=deps,
         description=(
             f"{task} / {family.name}: {family.description} Answers: {question} Trained on the training set's "
-            "train slice, judged on its out-of-time test slice beside the oracle and a trivial baseline; "
+            "train slice, judged on its out-of-time test slice (later than the selection slice the champion is "
+            "chosen on) beside the oracle and a trivial baseline; "
             "logged to MLflow as a pyfunc model."
         ),
     )

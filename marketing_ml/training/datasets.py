@@ -4,8 +4,9 @@ Conversion and churn (`outcome_training_set_sql`): observation dates D every `ev
 a client active at the start of D (a row of `features.client_features_daily` at as_of_date = D, so its
 features use only data strictly before D; for conversion also not converted before D), labelled 1 if the
 outcome happens in [D, D + horizon). Only dates whose label window ends inside the built history are used.
-The last `test_dates` dates are the test slice; every other date has D + horizon <= the first test date,
-so no training label window reaches into the test period (out of time). The validation slice (early
+The last `test_dates` dates are the test slice (every reported figure) and the `selection_dates` before
+them the selection slice (the champion is chosen on it); every other date has D + horizon <= the first
+selection date, so no training label window reaches into the held-out period (out of time). The validation slice (early
 stopping, calibration) is a held-out share of CLIENTS on the latest `validation_dates` dates before that
 gap; the other clients' rows on every earlier date are the training slice. Client-disjoint because label
 windows of nearby dates overlap: the same future conversion would be a positive in both slices, and early
@@ -15,10 +16,10 @@ true hazard at D: an evaluation column, never a model input.
 
 Next best action (`touch_training_set_sql`): one row per logged random campaign touch with the features as
 of the touch date, the action and the observed response; split by touch date (train, then validation,
-then test). Responses are same-day events, so a touch's label is known when the day ends and the test
+then selection, then test). Responses are same-day events, so a touch's label is known when the day ends and the test
 touches come after every training touch. `policy_population_sql` adds the policy evaluation rows: every
-client active on test dates (every `every_days` days) with the true response probability of every
-action (evaluation only).
+client active on selection and test dates (every `every_days` days) with the true response probability
+of every action (evaluation only), labelled with its slice.
 
 Large histories are sampled per slice, deterministically (ordered by a hash of client and date), up to
 `max_rows` per slice: uniform sampling keeps the base rate, so probabilities stay calibrated.
@@ -34,6 +35,7 @@ import pandas as pd
 from marketing_ml.features.catalog import FEATURE_TABLE
 from marketing_ml.registry.tasks import (
     ACTION,
+    HELD_OUT,
     LABEL,
     LABEL_END,
     NON_FEATURE_COLUMNS,
@@ -66,7 +68,7 @@ class ObservationPlan:
     def rows(self) -> list[tuple[dt.date, dt.date, str]]:
         """(observation date, label window end exclusive, slice) for every date."""
         return [
-            (d, d + dt.timedelta(days=self.horizon_days), split) for split in SPLITS for d in self.dates[split]
+            (d, d + dt.timedelta(days=self.horizon_days), split) for split, ds in self.dates.items() for d in ds
         ]
 
     @property
@@ -87,16 +89,16 @@ class TouchPlan:
 
 
 def _grid(history_start: dt.date, history_end: dt.date, horizon: int, warmup: int, every: int,
-          test_dates: int, validation_dates: int) -> dict[str, tuple[dt.date, ...]] | None:
+          test_dates: int, validation_dates: int, selection_dates: int) -> dict[str, tuple[dt.date, ...]] | None:
     """Dates on a grid anchored at the last date whose label window fits; None if the slices do not fit."""
     first = history_start + dt.timedelta(days=warmup)
     last = history_end - dt.timedelta(days=horizon - 1)
-    test = [last - dt.timedelta(days=every * i) for i in range(test_dates)]
-    if test[-1] < first:
+    held = [last - dt.timedelta(days=every * i) for i in range(test_dates + selection_dates)]
+    if held[-1] < first:
         return None
-    gap_steps = -(-horizon // every)  # grid steps from the first test date back to the first date whose window ends before it
+    gap_steps = -(-horizon // every)  # grid steps from the first held-out date back to the first date whose window ends before it
     earlier = []
-    d = test[-1] - dt.timedelta(days=every * gap_steps)
+    d = held[-1] - dt.timedelta(days=every * gap_steps)
     while d >= first:
         earlier.append(d)
         d -= dt.timedelta(days=every)
@@ -105,23 +107,26 @@ def _grid(history_start: dt.date, history_end: dt.date, horizon: int, warmup: in
     return {
         "train": tuple(sorted(earlier[validation_dates:])),
         "validation": tuple(sorted(earlier[:validation_dates])),
-        "test": tuple(sorted(test)),
+        "selection": tuple(sorted(held[test_dates:])),
+        "test": tuple(sorted(held[:test_dates])),
     }
 
 
 def plan_observations(history_start: dt.date, history_end: dt.date, *, horizon_days: int, every_days: int,
-                      warmup_days: int, test_dates: int, validation_dates: int, fit_to_history: bool) -> ObservationPlan:
+                      warmup_days: int, test_dates: int, validation_dates: int, selection_dates: int,
+                      fit_to_history: bool) -> ObservationPlan:
     """Observation dates for a history [history_start, history_end] (the last day with outcomes).
 
     With `fit_to_history`, a history too short for the requested horizon and warm-up shortens both by the
     same factor (largest horizon that fits) and says so in `notes`, so small demo worlds still train;
     otherwise it is an error.
     """
-    if min(horizon_days, every_days, test_dates, validation_dates) < 1 or warmup_days < 0:
-        raise PlanError("horizon, spacing, test and validation dates must be >= 1 and the warm-up >= 0")
+    if min(horizon_days, every_days, test_dates, validation_dates, selection_dates) < 1 or warmup_days < 0:
+        raise PlanError("horizon, spacing, test, selection and validation dates must be >= 1 and the warm-up >= 0")
     for horizon in range(horizon_days, 0, -1) if fit_to_history else (horizon_days,):
         warmup = round(warmup_days * horizon / horizon_days)
-        dates = _grid(history_start, history_end, horizon, warmup, every_days, test_dates, validation_dates)
+        dates = _grid(history_start, history_end, horizon, warmup, every_days, test_dates, validation_dates,
+                      selection_dates)
         if dates is not None:
             notes = ()
             if horizon != horizon_days:
@@ -132,7 +137,8 @@ def plan_observations(history_start: dt.date, history_end: dt.date, *, horizon_d
             return ObservationPlan(horizon, warmup, every_days, dates, notes)
     days = (history_end - history_start).days + 1
     raise PlanError(
-        f"{days} days of history cannot hold {test_dates} test + {validation_dates} validation + 1 training "
+        f"{days} days of history cannot hold {test_dates} test + {selection_dates} selection + {validation_dates} "
+        "validation + 1 training "
         f"observation dates {every_days} days apart with a {horizon_days}-day label horizon after a "
         f"{warmup_days}-day warm-up. Build more history (marketing-ml run --days ...) or lower horizon_days, "
         "warmup_days, every_days or the number of dates in the run config."
@@ -140,46 +146,51 @@ def plan_observations(history_start: dt.date, history_end: dt.date, *, horizon_d
 
 
 def plan_touches(history_start: dt.date, history_end: dt.date, *, warmup_days: int, validation_days: int,
-                 test_days: int, fit_to_history: bool) -> TouchPlan:
-    """Touch-date slices: [start + warm-up, ...) train, then validation, then the last `test_days` days.
+                 test_days: int, fit_to_history: bool, selection_days: int = 0) -> TouchPlan:
+    """Touch-date slices: [start + warm-up, ...) train, then validation, then (if `selection_days`) the
+    selection slice, then the last `test_days` days.
 
     Training needs at least as many days as the test slice; with `fit_to_history` a shorter history
-    scales warm-up, validation and test windows down by one factor (noted), otherwise it is an error.
+    scales every window down by one factor (noted), otherwise it is an error.
     """
     days = (history_end - history_start).days + 1
-    needed = warmup_days + validation_days + 2 * test_days
+    needed = warmup_days + validation_days + selection_days + 2 * test_days
     notes: tuple[str, ...] = ()
     if needed > days:
         if not fit_to_history:
             raise PlanError(
-                f"{days} days of history cannot hold a {warmup_days}-day warm-up, {validation_days} validation "
-                f"and {test_days} test days and at least as many training days. Build more history or lower "
-                "them in the run config."
+                f"{days} days of history cannot hold a {warmup_days}-day warm-up, {validation_days} validation, "
+                f"{selection_days} selection and {test_days} test days and at least as many training days. Build "
+                "more history or lower them in the run config."
             )
         scale = days / needed
-        warmup_days, validation_days, test_days = (
-            int(warmup_days * scale), max(1, int(validation_days * scale)), max(1, int(test_days * scale))
-        )
-        notes = (f"the {days}-day history is short: warm-up, validation and test windows scaled by {scale:.2f}",)
+
+        def scaled(window: int) -> int:
+            return max(1, int(window * scale)) if window else 0
+
+        warmup_days = int(warmup_days * scale)
+        validation_days, selection_days, test_days = scaled(validation_days), scaled(selection_days), scaled(test_days)
+        notes = (f"the {days}-day history is short: warm-up, validation, selection and test windows scaled by {scale:.2f}",)
     test_start = history_end - dt.timedelta(days=test_days - 1)
-    validation_start = test_start - dt.timedelta(days=validation_days)
+    selection_start = test_start - dt.timedelta(days=selection_days)
+    validation_start = selection_start - dt.timedelta(days=validation_days)
     train_start = history_start + dt.timedelta(days=warmup_days)
     if validation_start <= train_start:
-        raise PlanError(f"{days} days of history leave no training days for the next best action")
-    return TouchPlan(
-        {
-            "train": (train_start, validation_start - dt.timedelta(days=1)),
-            "validation": (validation_start, test_start - dt.timedelta(days=1)),
-            "test": (test_start, history_end),
-        },
-        notes,
-    )
+        raise PlanError(f"{days} days of history leave no training days before the held-out touches")
+    ranges = {
+        "train": (train_start, validation_start - dt.timedelta(days=1)),
+        "validation": (validation_start, selection_start - dt.timedelta(days=1)),
+    }
+    if selection_days:
+        ranges["selection"] = (selection_start, test_start - dt.timedelta(days=1))
+    ranges["test"] = (test_start, history_end)
+    return TouchPlan(ranges, notes)
 
 
-def population_dates(test_first: dt.date, test_last: dt.date, every_days: int) -> tuple[dt.date, ...]:
-    """The dates, `every_days` apart, whose active clients form the policy evaluation population."""
-    span = (test_last - test_first).days
-    return tuple(test_first + dt.timedelta(days=i) for i in range(0, span + 1, max(every_days, 1)))
+def population_dates(first: dt.date, last: dt.date, every_days: int) -> tuple[dt.date, ...]:
+    """The dates, `every_days` apart, whose active clients form a slice's policy evaluation population."""
+    span = (last - first).days
+    return tuple(first + dt.timedelta(days=i) for i in range(0, span + 1, max(every_days, 1)))
 
 
 def _date(d: dt.date) -> str:
@@ -215,7 +226,7 @@ with observation({'as_of_date'}, {LABEL_END}, date_slice) as (
 ),
 assigned as (
     select f.*, o.{LABEL_END},
-        case when o.date_slice = 'test' then 'test'
+        case when o.date_slice in {HELD_OUT} then o.date_slice
              when {holdout} then case when o.date_slice = 'validation' then 'validation' end
              else 'train' end as {SPLIT}
     from {FEATURE_TABLE} f
@@ -275,18 +286,20 @@ order by as_of_date, client_id
 """
 
 
-def policy_population_sql(dates: tuple[dt.date, ...], table: str, max_rows: int) -> str:
-    """`create or replace table` of the policy evaluation rows: active clients on test dates + true probabilities."""
+def policy_population_sql(dates: dict[str, tuple[dt.date, ...]], table: str, max_rows: int) -> str:
+    """`create or replace table` of the policy evaluation rows: active clients on the dates of each held-out
+    slice, with its name and the true probabilities; up to `max_rows` per slice."""
     truth = ", ".join(f"tr.p_response_{a} as {ORACLE_ACTION_PREFIX}{a}" for a in ACTION_NAMES)
-    listed = ", ".join(_date(d) for d in dates)
+    listed = _values([(d, split) for split, ds in dates.items() for d in ds])
     return f"""
 create or replace table {table} as
+with population_date(as_of_date, {SPLIT}) as (values {listed})
 select * exclude (sample_rank) from (
-    select f.*, {truth}, tr.oracle_best_action as {ORACLE_BEST_ACTION},
-        row_number() over (order by hash(f.client_id, f.as_of_date)) as sample_rank
+    select f.*, p.{SPLIT}, {truth}, tr.oracle_best_action as {ORACLE_BEST_ACTION},
+        row_number() over (partition by p.{SPLIT} order by hash(f.client_id, f.as_of_date)) as sample_rank
     from {FEATURE_TABLE} f
+    join population_date p on p.as_of_date = f.as_of_date
     join ground_truth.true_client_traits tr on tr.client_id = f.client_id
-    where f.as_of_date in ({listed})
 )
 where sample_rank <= {int(max_rows)}
 order by as_of_date, client_id

@@ -29,7 +29,7 @@ from marketing_ml.registry.frames import Split, TrainingFrames
 from marketing_ml.registry.model import BinaryModel
 from marketing_ml.registry.predictor import ActionPredictor, OutcomePredictor
 from marketing_ml.registry.store import TrainedModel
-from marketing_ml.registry.tasks import NBA, ORACLE_BEST_ACTION, SPLITS, OutcomeTask
+from marketing_ml.registry.tasks import NBA, ORACLE_BEST_ACTION, OutcomeTask
 from marketing_ml.simulation.vocabulary import ACTION_NAMES
 from marketing_ml.training.families import Family, FitOptions
 from marketing_ml.training.plots import calibration_figure, lift_figure, policy_figure, roc_figure
@@ -46,7 +46,7 @@ def _binary_figures(y: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, F
 def train_outcome_model(task: OutcomeTask, family: Family, frames: TrainingFrames, horizon_days: int,
                         options: FitOptions = FitOptions()) -> TrainedModel:
     """Fit on train (+ validation for early stopping / calibration) and judge on the out-of-time test rows."""
-    train, validation, test = (frames.split(s) for s in SPLITS)
+    train, validation, test = (frames.split(s) for s in ("train", "validation", "test"))
     _require_rows(train, validation, test, where=task.name)
     model = family.fit(frames.spec, train, validation, options)
     predictor = OutcomePredictor(task.name, family.name, frames.spec, model, horizon_days)
@@ -82,7 +82,8 @@ def train_action_model(family: Family, frames: TrainingFrames, options: FitOptio
     scores = response_scores(predictor, frames.test, rates)
     comparison = comparison_table(test.y, scores)
     baseline_action = int(np.argmax(list(rates.values())))
-    policy, recommended = policy_metrics(predictor, frames.population, baseline_action)
+    population = frames.population_of("test")
+    policy, recommended = policy_metrics(predictor, population, baseline_action)
     figures = _binary_figures(test.y, scores)
     figures["policy"] = policy_figure(
         {
@@ -92,7 +93,7 @@ def train_action_model(family: Family, frames: TrainingFrames, options: FitOptio
             "oracle": policy["policy_value_oracle"],
         }
     )
-    truth_best = frames.population[ORACLE_BEST_ACTION].map({a: i for i, a in enumerate(ACTION_NAMES)}).to_numpy()
+    truth_best = population[ORACLE_BEST_ACTION].map({a: i for i, a in enumerate(ACTION_NAMES)}).to_numpy()
     importance = pd.concat([m.importance for m in models.values()], axis=1).fillna(0).mean(axis=1)
     return TrainedModel(
         predictor=predictor,
