@@ -240,7 +240,7 @@ def business_table() -> str:
 def uplift_table() -> str:
     rows = []
     for r in load("uplift.json")["sensitivity"]:
-        rows.append([f"{r['correlation']:.1f}", r["intervention"], f"{r['captured_share_of_oracle']:.0%}",
+        rows.append([f"{r['correlation']:.1f}", r["intervention"], f"{r['captured_share_of_oracle']:.1%}",
                      f"{r['ratio_to_propensity']:.2f}x", f"{r['rank_correlation']:.2f}", f"{r['pehe']:.4f}",
                      f"{r['qini']:.5f}", f"{r['qini_propensity']:.5f}", f"{r['oracle_qini']:.5f}"])
     return _table(["effect-propensity correlation", "intervention", "champion's share of the oracle's outcomes",

@@ -156,4 +156,4 @@ def test_the_calibration_gate_is_relative_to_the_true_rate():
 
     assert metrics["model"]["calibration_error"] < 0.02  # what the absolute bound let through
     assert not passes("model")
-    assert passes("honest")  # 5% high is within 20% of the true mean
+    assert passes("honest")  # 5% high is well within half the true mean

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.simulation.effects import CONTROL, true_effect
+from marketing_ml.training.datasets import PlanError
 from marketing_ml.training.families import FAMILIES, FitOptions
+from marketing_ml.uplift.dataset import plan_uplift
 from marketing_ml.uplift.evaluation import auuc, policy_comparison, qini_coefficient, qini_curve, truth_metrics
 from marketing_ml.uplift.learners import LEARNERS, ArmData, fit_uplift
 from marketing_ml.uplift.store import beats_propensity
@@ -119,3 +123,15 @@ def test_the_gate_refuses_ranking_by_propensity_where_effect_and_propensity_are_
     # a "model" whose effects are the propensity earns exactly what propensity earns: refused
     assert not beats_propensity(by_propensity, by_propensity)
     assert beats_propensity(by_model, by_propensity)
+
+
+def test_a_history_too_short_for_matured_contacts_is_refused_with_advice():
+    start = dt.date(2025, 1, 1)
+    with pytest.raises(PlanError, match="Build more history"):
+        plan_uplift(start, start + dt.timedelta(days=120), warmup_days=90, selection_days=45, test_days=60,
+                    fit_to_history=True)
+    plan = plan_uplift(start, start + dt.timedelta(days=364), warmup_days=90, selection_days=45, test_days=60,
+                       fit_to_history=True)
+    train, selection, test = plan.ranges["train"], plan.ranges["selection"], plan.ranges["test"]
+    assert train[1] < selection[0] <= selection[1] < test[0]
+    assert test[1] == start + dt.timedelta(days=364 - 89)  # the last contact whose 90-day window has ended

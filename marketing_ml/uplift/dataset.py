@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from marketing_ml.features.catalog import FEATURE_TABLE
 from marketing_ml.registry.tasks import SPLIT, TRAINING_SCHEMA
 from marketing_ml.simulation.effects import INTERVENTION_NAMES, OUTCOMES, shift_column
-from marketing_ml.training.datasets import TouchPlan, plan_touches
+from marketing_ml.training.datasets import PlanError, TouchPlan, plan_touches
 
 UPLIFT_SET = "uplift_training_set"
 UPLIFT_TABLE = f"{TRAINING_SCHEMA}.{UPLIFT_SET}"
@@ -46,7 +46,16 @@ class UpliftPlan:
 def plan_uplift(history_start: dt.date, history_end: dt.date, *, warmup_days: int, selection_days: int,
                 test_days: int, fit_to_history: bool) -> UpliftPlan:
     """Contact-date slices ending where the longest label window still fits in the history."""
-    last_matured = history_end - dt.timedelta(days=max(HORIZONS.values()) - 1)
+    longest = max(HORIZONS.values())
+    last_matured = history_end - dt.timedelta(days=longest - 1)
+    # train, selection and test need a few weeks of matured contacts between them
+    if (last_matured - history_start).days + 1 < 60:
+        days = (history_end - history_start).days + 1
+        raise PlanError(
+            f"{days} days of history hold {max(0, (last_matured - history_start).days + 1)} days of contacts whose "
+            f"{longest}-day churn window has ended; the uplift step needs at least 60 of them ({longest + 59} days "
+            "of history). Build more history (marketing-ml run --days 365) or skip it (--step ... without uplift)."
+        )
     touches: TouchPlan = plan_touches(history_start, last_matured, warmup_days=warmup_days,
                                       validation_days=selection_days, test_days=test_days,
                                       fit_to_history=fit_to_history)
