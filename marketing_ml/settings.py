@@ -8,7 +8,7 @@ All local state lives under one data directory (default `./.marketing_ml`, or `M
     landing/           the streaming landing zone ("stage")
     simulation.json    the simulated world this directory was initialised with
 
-The simulated world (start date, clients, seed, effect correlation) is pinned in `simulation.json` the first time a data
+The simulated world (every `SimulationConfig` setting) is pinned in `simulation.json` the first time a data
 directory is used, so every later process (CLI, `dagster dev`, the schedule) builds the same data for a
 given date. Environment variables only choose it for a new directory; asking an initialised directory
 for a different world is an error that says what to do.
@@ -17,6 +17,7 @@ for a different world is an error that says what to do.
 from __future__ import annotations
 
 import datetime as dt
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -37,6 +38,31 @@ DEFAULT_CLIENTS = 50_000
 DEFAULT_HISTORY_DAYS = 365
 DEFAULT_SEED = 42
 WAREHOUSES = ("duckdb", "snowflake")
+
+
+PIN_FILE = "simulation.json"
+
+
+def write_pin(data_dir: Path, config: SimulationConfig) -> None:
+    """Pin the simulated world of a data directory: every setting that changes what the simulator draws."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pinned = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    shift = pinned.pop("regime_shift")
+    pinned["start_date"] = config.start_date.isoformat()
+    pinned["regime_shift_start"] = shift.start.isoformat() if shift else None
+    (data_dir / PIN_FILE).write_text(json.dumps(pinned, indent=2) + "\n")
+
+
+def read_pin(pin: Path) -> SimulationConfig:
+    """The pinned world; settings a pin predates (it was written by an older version) take their defaults."""
+    pinned = json.loads(pin.read_text())
+    shift = pinned.pop("regime_shift_start", None)
+    known = {f.name for f in dataclasses.fields(SimulationConfig)} - {"regime_shift", "start_date"}
+    return SimulationConfig(
+        start_date=dt.date.fromisoformat(pinned["start_date"]),
+        regime_shift=RegimeShift(start=dt.date.fromisoformat(shift)) if shift else None,
+        **{k: v for k, v in pinned.items() if k in known},
+    )
 
 
 class SettingsError(ValueError):
@@ -71,7 +97,7 @@ class Settings:
 
     @property
     def simulation_file(self) -> Path:
-        return self.data_dir / "simulation.json"
+        return self.data_dir / PIN_FILE
 
 
 def default_start_date(history_days: int, today: dt.date | None = None) -> dt.date:
@@ -107,20 +133,10 @@ def load_settings(
     # A history length shapes a new directory only: a pinned history keeps growing by a day every day.
     days = int(history_days if history_days is not None else env.get(ENV_HISTORY_DAYS, DEFAULT_HISTORY_DAYS))
 
-    pin = data_dir / "simulation.json"
+    pin = data_dir / PIN_FILE
     if pin.exists():
-        pinned = json.loads(pin.read_text())
-        shift = pinned.get("regime_shift_start")
-        pinned_values = {
-            "n_clients": pinned["n_clients"],
-            "seed": pinned["seed"],
-            "start_date": dt.date.fromisoformat(pinned["start_date"]),
-            "regime_shift": RegimeShift(start=dt.date.fromisoformat(shift)) if shift else None,
-            # worlds pinned before interventions existed have the default correlation
-            "effect_propensity_correlation": pinned.get(
-                "effect_propensity_correlation", SimulationConfig.effect_propensity_correlation
-            ),
-        }
+        pinned_config = read_pin(pin)
+        pinned_values = {k: getattr(pinned_config, k) for k in requested}
         conflicts = {k: (pinned_values[k], v) for k, v in requested.items() if pinned_values[k] != v}
         if conflicts:
             detail = ", ".join(f"{k}: pinned {a}, requested {b}" for k, (a, b) in conflicts.items())
@@ -128,25 +144,13 @@ def load_settings(
                 f"The data directory {data_dir} holds a different simulated world ({detail}). "
                 f"Use another directory (export {ENV_HOME}=...) or start over with `marketing-ml reset`."
             )
-        config = SimulationConfig(**pinned_values)
+        config = pinned_config
     else:
         config = SimulationConfig(
-            start_date=requested.get("start_date", default_start_date(days)),  # type: ignore[arg-type]
-            n_clients=requested.get("n_clients", DEFAULT_CLIENTS),  # type: ignore[arg-type]
-            seed=requested.get("seed", DEFAULT_SEED),  # type: ignore[arg-type]
-            regime_shift=requested.get("regime_shift"),  # type: ignore[arg-type]
-            effect_propensity_correlation=requested.get(  # type: ignore[arg-type]
-                "effect_propensity_correlation", SimulationConfig.effect_propensity_correlation
-            ),
+            start_date=requested.pop("start_date", default_start_date(days)),  # type: ignore[arg-type]
+            n_clients=requested.pop("n_clients", DEFAULT_CLIENTS),  # type: ignore[arg-type]
+            seed=requested.pop("seed", DEFAULT_SEED),  # type: ignore[arg-type]
+            **requested,  # type: ignore[arg-type]
         )
-        data_dir.mkdir(parents=True, exist_ok=True)
-        shift = config.regime_shift
-        pinned = {
-            "n_clients": config.n_clients,
-            "seed": config.seed,
-            "start_date": config.start_date.isoformat(),
-            "regime_shift_start": shift.start.isoformat() if shift else None,
-            "effect_propensity_correlation": config.effect_propensity_correlation,
-        }
-        pin.write_text(json.dumps(pinned, indent=2) + "\n")
+        write_pin(data_dir, config)
     return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config)

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from marketing_ml.definitions import build_definitions
-from marketing_ml.settings import Settings, load_settings
+from marketing_ml.settings import PIN_FILE, Settings, load_settings, write_pin
 from marketing_ml.simulation.config import SimulationConfig
 
 TEST_START = dt.date(2025, 1, 1)
@@ -110,6 +110,7 @@ def training_world(tmp_path_factory) -> Settings:
     # enough responses to tell a family from the per-action base rates beyond this world's noise
     config = SimulationConfig(start_date=TEST_START, n_clients=TRAINING_CLIENTS, touch_rate=0.03)
     settings = Settings(tmp_path_factory.mktemp("mm_training_world"), "duckdb", config)
+    write_pin(settings.data_dir, config)  # so the CLI and `load_settings` find this world, touch rate included
     settings.dagster_home.mkdir()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         run_step(settings, "step_data", TEST_START, TRAINING_END, instance=instance)
@@ -123,6 +124,7 @@ def trained(training_world, tmp_path_factory):
     (default windows, fitted to the 120-day history, and the default gate): (settings, instance, stdout)."""
     home = tmp_path_factory.mktemp("mm_training")
     shutil.copy(training_world.duckdb_path, home / "warehouse.duckdb")
+    shutil.copy(training_world.data_dir / PIN_FILE, home / PIN_FILE)
     shutil.copytree(training_world.dagster_home, home / "dagster_home")  # the data and features runs, for the UI
     sim = training_world.simulation
     env = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": sim.start_date.isoformat(),

@@ -105,7 +105,7 @@ def action_frames(rng: np.random.Generator) -> TrainingFrames:
     for action, effect in effects.items():
         truth[ORACLE_ACTION_PREFIX + action] = 1 / (1 + np.exp(-(_logit(population, -3.0) * 0.5 + effect * np.where(
             population["service_tier"] == "premier", -1, 1))))
-    population = population.assign(**truth)
+    population = population.assign(**truth, **{SPLIT: "test"})  # the test slice's policy population
     population[ORACLE_BEST_ACTION] = np.asarray(ACTION_NAMES)[
         population[[ORACLE_ACTION_PREFIX + a for a in ACTION_NAMES]].to_numpy().argmax(axis=1)]
     return TrainingFrames.from_table(table, SPEC, population)

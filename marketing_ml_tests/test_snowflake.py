@@ -43,6 +43,7 @@ from marketing_ml.training.datasets import (
     policy_population_sql,
     touch_training_set_sql,
 )
+from marketing_ml.uplift.dataset import plan_uplift, uplift_set_sql
 from marketing_ml_tests.conftest import TEST_START, TRAINING_END, small_settings
 
 SECRET = "s3cr3t-pa55word"
@@ -331,13 +332,18 @@ def test_the_sql_python_builds_for_the_warehouse_is_snowflake_sql():
     every statement it sends to the emulator)."""
     last = TEST_START + dt.timedelta(days=119)
     observations = plan_observations(TEST_START, last, horizon_days=30, every_days=7, warmup_days=30,
-                                     test_dates=2, validation_dates=2, fit_to_history=False)
-    touches = plan_touches(TEST_START, last, warmup_days=30, validation_days=14, test_days=14, fit_to_history=False)
-    limits = {"train": 1000, "validation": 100, "test": 100}
+                                     test_dates=1, validation_dates=1, selection_dates=1, fit_to_history=False)
+    touches = plan_touches(TEST_START, last, warmup_days=30, validation_days=14, test_days=14, selection_days=14,
+                           fit_to_history=False)
+    limits = {"train": 1000, "validation": 100, "selection": 100, "test": 100}
+    contacts = plan_uplift(TEST_START, TEST_START + dt.timedelta(days=239), warmup_days=30, selection_days=14,
+                           test_days=14, fit_to_history=False)
     statements = {
         "outcome training set": outcome_training_set_sql(OUTCOME_TASKS["churn"], observations, "training.t", limits, 0.2),
         "touch training set": touch_training_set_sql(touches, "training.t", limits),
-        "policy population": policy_population_sql((last, last - dt.timedelta(days=7)), "training.t", 100),
+        "policy population": policy_population_sql({"selection": (last - dt.timedelta(days=14),),
+                                                    "test": (last, last - dt.timedelta(days=7))}, "training.t", 100),
+        "uplift training set": uplift_set_sql(contacts),
         "matured predictions": matured_rows_sql("conversion", "conversion", "p_conversion_daily"),
         "online rows": rows_sql(["logins_30d", "balance_401k"], since=True),
         "online version": VERSION_SQL,
