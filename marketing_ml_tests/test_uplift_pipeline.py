@@ -36,6 +36,14 @@ def uplift_world(tmp_path_factory):
     return settings, {e.check_name: e for e in uplift.get_asset_check_evaluations()}
 
 
+def _markdown_rows(text: str) -> dict[str, dict[str, str]]:
+    """A Markdown table's rows by their first cell."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(header, (c.strip() for c in line.strip("|").split("|")))) for line in lines[2:]]
+    return {row[header[0]]: row for row in rows}
+
+
 def _metadata(settings: Settings, key: str) -> dict:
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey(key))
@@ -92,6 +100,11 @@ def test_each_learner_is_judged_on_selection_and_test_and_the_champions_follow_t
     for learner in ("t_learner", "x_learner"):
         metadata = _metadata(settings, f"uplift_{learner}")
         assert "test_report" in metadata and metadata["mlflow_model_uri"].startswith("models:/")
+        # each policy's contacts priced by the configured cost of the intervention: the same spend for every
+        # policy at equal capacity, and the oracle's outcomes the cheapest
+        advisor = _markdown_rows(metadata["test_policies"].split("**retention_call")[0])
+        assert len({row["cost_usd"] for row in advisor.values()}) == 1
+        assert float(advisor["oracle"]["cost_per_incremental_outcome_usd"]) <= float(advisor["model"]["cost_per_incremental_outcome_usd"])
         for slice_name in ("selection", "test"):
             metrics = metadata[f"{slice_name}_metrics"]
             assert np.isfinite(metrics[f"{slice_name}.conversion.advisor_outreach.qini"])

@@ -45,8 +45,13 @@ class UpliftModelConfig(dg.Config):
     family: str = Field(default="xgboost", description="The model family of the arm models.")
     capacity_share: float = Field(default=0.1, description="Share of a slice's contacts treated when policies "
                                   "are compared at equal capacity.")
+    advisor_outreach_cost_usd: float = Field(default=60.0, description="Cost of one advisor outreach call.")
+    retention_call_cost_usd: float = Field(default=35.0, description="Cost of one retention call with its offer.")
     seed: int = Field(default=7, description="Seed of every random choice in fitting.")
     threads: int = Field(default=2, description="Threads for XGBoost.")
+
+    def costs(self) -> dict[str, float]:
+        return {"advisor_outreach": self.advisor_outreach_cost_usd, "retention_call": self.retention_call_cost_usd}
 
 
 @dg.asset(
@@ -110,7 +115,7 @@ def build_uplift_asset(learner: str) -> dg.AssetsDefinition:
                                arms["selection"], options)
             models[outcome] = model
             for slice_name in ("selection", "test"):
-                report = judge_uplift(model, slices[slice_name], config.capacity_share)
+                report = judge_uplift(model, slices[slice_name], config.capacity_share, config.costs())
                 metrics |= {f"{slice_name}.{outcome}.{k}": v for k, v in report.metrics.items()}
                 if slice_name == "test":
                     for intervention, deciles in report.deciles.items():
@@ -135,6 +140,9 @@ def build_uplift_asset(learner: str) -> dg.AssetsDefinition:
                 "the no-contact risk; `oracle_qini` ranks by the true effect; truth metrics and policy shares use "
                 f"the simulator's true effects at a capacity of {config.capacity_share:.0%} of the contacts.\n\n"
                 + markdown_table(pd.DataFrame(report_rows))),
+            "test_policies": dg.MetadataValue.md("\n\n".join(
+                f"**{intervention} on {outcome}**\n\n{markdown_table(tables[f'policies_{outcome}_{intervention}'])}"
+                for intervention, outcome in PRIMARY_OUTCOME.items())),
             "plots": dg.MetadataValue.md("\n\n".join(figure_markdown(f, n) for n, f in figures.items())),
             "selection_metrics": dg.MetadataValue.json({k: v for k, v in metrics.items() if k.startswith("selection.")}),
             "test_metrics": dg.MetadataValue.json({k: v for k, v in metrics.items() if k.startswith("test.")}),

@@ -9,6 +9,7 @@ the same capacity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +46,10 @@ class UpliftReport:
     policies: dict[str, pd.DataFrame]  # per intervention
 
 
-def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float = 0.1) -> UpliftReport:
-    """Judge `model` on the contacts in `frame` (one slice of the uplift set)."""
+def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float = 0.1,
+                 costs: Mapping[str, float] | None = None) -> UpliftReport:
+    """Judge `model` on the contacts in `frame` (one slice of the uplift set); `costs` (USD per contact, by
+    intervention) price each policy's contacts per incremental outcome."""
     outcome, sign = model.outcome, benefit_sign(model.outcome)
     predicted = sign * model.predict_effects(frame)
     propensity = model.predict_control(frame)
@@ -66,6 +69,9 @@ def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float 
         metrics[f"{intervention}.qini_propensity"] = qini_coefficient(y[pair], treated, propensity[pair])
         metrics |= {f"{intervention}.{k}": v for k, v in truth_metrics(score, truth[intervention].to_numpy()).items()}
         table = policy_comparison(truth[intervention].to_numpy(), {"propensity": propensity, "model": score}, capacity)
+        if costs is not None:
+            table["cost_usd"] = capacity * costs[intervention]
+            table["cost_per_incremental_outcome_usd"] = table["cost_usd"] / table["true_incremental_outcomes"]
         by_policy = table.set_index("policy")["true_incremental_outcomes"]
         metrics[f"{intervention}.captured_share_of_oracle"] = float(by_policy["model"] / by_policy["oracle"])
         metrics[f"{intervention}.ratio_to_propensity"] = float(by_policy["model"] / by_policy["propensity"])
