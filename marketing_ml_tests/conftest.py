@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -76,7 +77,7 @@ def query(settings: Settings, sql: str, params=()):
 def copy_of(settings: Settings, data_dir: Path) -> Settings:
     """A private copy of a built data directory, for tests that write to the warehouse."""
     shutil.copytree(settings.data_dir, data_dir)
-    return Settings(data_dir=data_dir, warehouse=settings.warehouse, simulation=settings.simulation)
+    return dataclasses.replace(settings, data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")
