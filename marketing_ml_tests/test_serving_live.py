@@ -172,6 +172,26 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(fuzzed_url, mode):
         assert statuses.count(200) > 0
 
 
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_the_scoring_routes_accept_exactly_what_their_schema_says(fuzzed_url, mode):
+    """All checks, negative data rejection included, on the two routes that take client input in a path
+    or a body: whatever the schema admits is served (200, or 404 for an id not in the store), whatever it
+    does not is refused (`false` for a number, "01" for an id)."""
+    schema = schemathesis.openapi.from_url(f"{fuzzed_url}/openapi.json").include(path_regex="^/v1/(score|clients/)")
+    statuses: list[int] = []
+
+    @given(case=schema.as_strategy(generation_mode=mode))
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        response = case.call_and_validate(base_url=fuzzed_url, headers=AUTH)
+        statuses.append(response.status_code)
+
+    check()
+    assert len(statuses) >= 50 and max(statuses) < 500
+    assert (statuses.count(422) > 0) == (mode == GenerationMode.NEGATIVE)
+
+
 def test_fuzzing_without_a_key_is_always_refused(serving_world, fuzzed_url):
     with httpx.Client(base_url=fuzzed_url, timeout=10) as http:
         for path in ("/v1/clients/1/scores", "/v1/advisor-queue?advisor_id=1"):
