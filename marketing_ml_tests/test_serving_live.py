@@ -112,6 +112,62 @@ def test_alias_move_is_picked_up_without_restart_while_requests_keep_succeeding(
         assert probability == pytest.approx(expected[version], abs=1e-6)
 
 
+PAYLOAD = {"logins_30d": 6, "calculator_use_30d": 2, "balance_401k": 150_000.0, "email_click_rate": 0.25,
+           "has_outside_assets": True, "service_tier": "premier"}
+
+
+def test_under_load_while_the_champion_moves_and_rows_are_rescored_no_5xx_and_consistent_models(private_world):
+    """Soak: four clients hammer GET and POST while the conversion alias moves back and forth and online rows
+    are rescored (swapped in one transaction): no 5xx, and every payload score is exactly the score of the
+    model version the response names (never a mix of two model sets)."""
+    versions = private_world.versions["conversion"]
+    payload = pd.DataFrame([PAYLOAD])
+    expected = {v: load_predictor(f"models:/conversion/{v}", private_world.tracking_uri).predict_proba(payload)[0]
+                for v in versions}
+    runtime = ServingRuntime(private_world.warehouse, private_world.tracking_uri, model_poll_seconds=0.2,
+                             feature_poll_seconds=0.2)
+    answers: list[tuple[int, str | None, float | None]] = []
+    served_updates: list[str] = []
+    stop = threading.Event()
+
+    def load(url: str, worker: int) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+            while not stop.is_set():
+                scored = http.post("/v1/score", json={"features": PAYLOAD})
+                conversion = scored.json()["conversion"] if scored.status_code == 200 else {}
+                answers.append((scored.status_code, conversion.get("model", {}).get("version"),
+                                conversion.get("probability")))
+                looked_up = http.get(f"/v1/clients/{CLIENT + worker}/scores")
+                answers.append((looked_up.status_code, None, None))
+                if looked_up.status_code == 200:
+                    served_updates.append(looked_up.json()["features_updated_at"])
+
+    with live_server(runtime) as url:
+        wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200)
+        loaders = [threading.Thread(target=load, args=(url, worker)) for worker in range(4)]
+        for loader in loaders:
+            loader.start()
+        try:
+            for move in range(4):
+                version = versions[(move + 1) % 2]
+                private_world.move_alias("conversion", version)
+                rows = online_rows(private_world).query("client_id >= @CLIENT and client_id < @CLIENT + 4")
+                upsert(private_world, rows.assign(logins_30d=rows["logins_30d"] + move + 1, updated_at=utc_now()))
+                seen = len(answers)
+                wait_for(lambda: any(v == version for _, v, _ in answers[seen:]))
+        finally:
+            stop.set()
+            for loader in loaders:
+                loader.join(30)
+    statuses = {status for status, _, _ in answers}
+    assert statuses == {200}, statuses
+    assert len(answers) > 100
+    for _, version, probability in answers:
+        if version is not None:
+            assert probability == pytest.approx(expected[version], abs=1e-6)
+    assert len(set(served_updates)) >= 4  # the rescored rows were served as they landed
+
+
 def test_an_upserted_online_row_is_served_within_seconds(private_world):
     runtime = ServingRuntime(private_world.warehouse, private_world.tracking_uri, feature_poll_seconds=0.2)
     with live_server(runtime) as url, httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:

@@ -10,32 +10,40 @@ import dagster as dg
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.settings import IngestionPolicy
-from marketing_ml.streaming.sensors import REQUEST_TAG, FailedRun, evaluate_landing_zone, plan_landing_zone
+from marketing_ml.streaming.sensors import REQUEST_TAG, EndedRun, evaluate_landing_zone, plan_landing_zone
 from marketing_ml_tests.conftest import copy_of
 
 POLICY = IngestionPolicy(max_attempts=3, retry_backoff_seconds=10)
 
 
 def test_new_files_are_requested_once_and_failed_ones_again_with_doubling_backoff():
-    failed: dict[str, FailedRun] = {}
+    failed: dict[str, EndedRun] = {}
     first = plan_landing_zone(["a", "b"], {}, failed.get, POLICY, now=100)
     assert first.request == ["a", "b"] and first.state["a"]["attempts"] == 1
     # the run is queued or running: nothing to do
     assert plan_landing_zone(["a", "b"], first.state, failed.get, POLICY, now=105).request == []
     # "a" was ingested and archived, "b" is still there after its run failed at t=110: retried at 110 + 10
-    failed[first.request_key] = FailedRun("boom", ended_at=110)
+    failed[first.request_key] = EndedRun("boom", ended_at=110)
     waiting = plan_landing_zone(["b", "c"], first.state, failed.get, POLICY, now=115)
     assert waiting.request == ["c"] and set(waiting.state) == {"b", "c"} and waiting.state["b"]["retry_at"] == 120
     second = plan_landing_zone(["b", "c"], waiting.state, failed.get, POLICY, now=120)
     assert second.request == ["b"] and second.state["b"]["attempts"] == 2
-    failed[second.request_key] = FailedRun("boom again", ended_at=130)
+    failed[second.request_key] = EndedRun("boom again", ended_at=130)
     assert plan_landing_zone(["b"], second.state, failed.get, POLICY, now=149).request == []  # 130 + 2 x 10
     third = plan_landing_zone(["b"], second.state, failed.get, POLICY, now=150)
     assert third.request == ["b"] and third.state["b"]["attempts"] == 3
-    failed[third.request_key] = FailedRun("still broken", ended_at=160)
+    failed[third.request_key] = EndedRun("still broken", ended_at=160)
     last = plan_landing_zone(["b"], third.state, failed.get, POLICY, now=161)
     assert last.request == [] and last.state == {}
     assert [(d.file_name, d.attempts, d.error) for d in last.dead_letters] == [("b", 3, "still broken")]
+
+
+def test_a_file_landing_again_under_the_name_of_an_ingested_one_is_requested_again():
+    ended: dict[str, EndedRun] = {}
+    first = plan_landing_zone(["a"], {}, ended.get, POLICY, now=100)
+    ended[first.request_key] = EndedRun(error=None, ended_at=101)  # ingested and archived; "a" lands again
+    again = plan_landing_zone(["a"], first.state, ended.get, POLICY, now=102)
+    assert again.request == ["a"] and again.state["a"]["attempts"] == 1
 
 
 def test_a_damaged_cursor_costs_a_re_request_not_an_error(tmp_path):

@@ -28,8 +28,8 @@ ERROR_SUFFIX = ".error.txt"
 
 
 @dataclass(frozen=True)
-class FailedRun:
-    error: str
+class EndedRun:
+    error: str | None  # None: the run succeeded
     ended_at: float  # unix seconds
 
 
@@ -51,10 +51,10 @@ class LandingZonePlan:
     state: dict[str, dict]
 
 
-def plan_landing_zone(present: list[str], state: dict[str, dict], outcome: Callable[[str], FailedRun | None],
+def plan_landing_zone(present: list[str], state: dict[str, dict], outcome: Callable[[str], EndedRun | None],
                       policy: IngestionPolicy, now: float) -> LandingZonePlan:
-    """Decide one tick. `state` is the previous plan's; `outcome(request_key)` says whether that request's
-    run failed (None: still queued or running, or it succeeded and the file landed again since)."""
+    """Decide one tick. `state` is the previous plan's; `outcome(request_key)` says how that request's run
+    ended (None: not yet, it is queued or running)."""
     request: list[str] = []
     dead: list[DeadLetter] = []
     kept: dict[str, dict] = {}
@@ -67,6 +67,9 @@ def plan_landing_zone(present: list[str], state: dict[str, dict], outcome: Calla
             failed = outcome(entry["key"])
             if failed is None:
                 kept[name] = entry
+                continue
+            if failed.error is None:  # that run ingested (and archived) it: a file of that name landed again
+                request.append(name)
                 continue
             if entry["attempts"] >= policy.max_attempts:
                 dead.append(DeadLetter(name, entry["attempts"], failed.error))
@@ -104,12 +107,15 @@ def read_cursor(cursor: str | None) -> dict[str, dict]:
     return state if isinstance(state, dict) else {}
 
 
-def run_outcome(instance: dg.DagsterInstance, request_key: str) -> FailedRun | None:
-    """How the run of a request ended: a FailedRun with its error when it failed or was canceled."""
+def run_outcome(instance: dg.DagsterInstance, request_key: str) -> EndedRun | None:
+    """How the run of a request ended, with its error when it failed or was canceled; None while it has not."""
     records = instance.get_run_records(dg.RunsFilter(tags={REQUEST_TAG: request_key}), limit=1)
-    if not records or records[0].dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+    if not records or not records[0].dagster_run.is_finished:
         return None
     record = records[0]
+    ended_at = record.end_time or time.time()
+    if record.dagster_run.is_success:
+        return EndedRun(error=None, ended_at=ended_at)
     run_id = record.dagster_run.run_id
     failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     if failures:
@@ -117,7 +123,7 @@ def run_outcome(instance: dg.DagsterInstance, request_key: str) -> FailedRun | N
         text = error.to_string() if error else failures[-1].message
     else:
         text = f"run {run_id} ended {record.dagster_run.status.value}"
-    return FailedRun(error=f"run {run_id}: {text}", ended_at=record.end_time or time.time())
+    return EndedRun(error=f"run {run_id}: {text}", ended_at=ended_at)
 
 
 def build_landing_zone_sensor(landing_dir: Path, dead_letter_dir: Path, policy: IngestionPolicy,
@@ -140,7 +146,7 @@ def build_landing_zone_sensor(landing_dir: Path, dead_letter_dir: Path, policy: 
 
 
 def evaluate_landing_zone(landing_dir: Path, dead_letter_dir: Path, policy: IngestionPolicy, cursor: str | None,
-                          op_name: str, outcome: Callable[[str], FailedRun | None], now: float,
+                          op_name: str, outcome: Callable[[str], EndedRun | None], now: float,
                           log: Callable[[str], None] = print) -> dg.SensorResult | dg.SkipReason:
     """One tick: list the landing zone, plan, move dead letters, request the rest in one run."""
     try:
