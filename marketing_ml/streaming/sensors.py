@@ -2,10 +2,10 @@
 whose run failed are requested again with backoff, then moved to the dead-letter folder.
 
 The sensor only lists file names, so no file content can break it; the run it requests parses the files.
-A file stays in the landing zone until a run ingests it (and archives it), so a file still present after
-its run ended means that run failed: the sensor asks Dagster how the run ended, waits
-`retry_backoff_seconds` (doubling after each failure) and requests it again; after `max_attempts` failed
-runs it moves the file to `dead_letter/` beside `<file>.error.txt`, the last run's error, and reports it
+A file stays in the landing zone until a run ingests it (and archives it). For a requested file still
+present, the sensor asks Dagster how its run ended: succeeded (a file of that name landed again) means a
+new request; failed means a wait of `retry_backoff_seconds` (doubling after each failure) and a new
+request; after `max_attempts` failed runs it moves the file to `dead_letter/` beside `<file>.error.txt`, the last run's error, and reports it
 as an observation of `events_quarantine` (visible on the asset's page in the UI).
 """
 
@@ -64,18 +64,18 @@ def plan_landing_zone(present: list[str], state: dict[str, dict], outcome: Calla
             request.append(name)
             continue
         if entry.get("retry_at") is None:
-            failed = outcome(entry["key"])
-            if failed is None:
+            ended = outcome(entry["key"])
+            if ended is None:
                 kept[name] = entry
                 continue
-            if failed.error is None:  # that run ingested (and archived) it: a file of that name landed again
+            if ended.error is None:  # that run ingested (and archived) it: a file of that name landed again
                 request.append(name)
                 continue
             if entry["attempts"] >= policy.max_attempts:
-                dead.append(DeadLetter(name, entry["attempts"], failed.error))
+                dead.append(DeadLetter(name, entry["attempts"], ended.error))
                 continue
             backoff = policy.retry_backoff_seconds * 2 ** (entry["attempts"] - 1)
-            entry = {**entry, "retry_at": failed.ended_at + backoff, "error": failed.error}
+            entry = {**entry, "retry_at": ended.ended_at + backoff}
         if now >= entry["retry_at"]:
             request.append(name)
         kept[name] = entry
