@@ -14,6 +14,7 @@ def test_hostile_files_landing_continuously_lose_and_duplicate_nothing(data_sett
                       give_up_seconds=300)
     landed = result.landed
     assert all(landed.files[kind] > 0 for kind in FILE_KINDS), landed.files
+    assert len(landed.valid_event_ids) == 40 * landed.files["valid"]
     assert landed.duplicate_events > 0 and landed.bad_records > 0
     assert result.events_lost == 0 and result.events_unexpected == 0
     assert result.events_loaded == result.distinct_events_loaded == len(landed.valid_event_ids)

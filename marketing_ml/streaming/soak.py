@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 import dagster as dg
 import duckdb
 import numpy as np
+import pandas as pd
 
 from marketing_ml.definitions import build_definitions
 from marketing_ml.settings import Settings
 from marketing_ml.streaming.ingestion import landed_files
 from marketing_ml.streaming.sensors import dead_letter_files
-from marketing_ml.streaming.producer import day_events, to_json_lines
+from marketing_ml.streaming.producer import event_source, to_json_lines
 
 FILE_KINDS = ("valid", "duplicate", "renamed_duplicate", "empty", "binary", "oversized")
 # bad records a valid file may carry, each quarantined with its own reason
@@ -35,6 +36,8 @@ BAD_RECORDS = (
     '{"event_id": 3, "client_id": 1, "event_ts": "1900-01-01T00:00:00", "channel": "web", "event_type": "login", "device": "desktop"}',
 )
 NOT_UTF8 = b'{"event_id": 4, "device": "\xff\xfe"}'
+# the soak lowers the size limit so its oversized files stay small
+MAX_FILE_BYTES = 256 * 2**10
 
 
 @dataclass
@@ -81,7 +84,8 @@ class HostileFeed:
         self.settings, self.day, self.files, self.interval = settings, day, files, interval
         self.events_per_file, self.bad_share = events_per_file, bad_share
         self.rng = np.random.default_rng(seed)
-        self.events = day_events(settings.simulation, day)
+        self.source = event_source(settings.simulation, day)  # the day's events, then the next day's
+        self.events = next(self.source)
         self.landed = Landed()
         self.valid_files: list[tuple[str, bytes, list[int], int]] = []  # name, content, event ids, bad records
 
@@ -125,6 +129,8 @@ class HostileFeed:
         (staging / name).replace(landing / name)  # atomic, as the producer lands files
 
     def _valid_content(self) -> tuple[bytes, list[int], int]:
+        while len(self.events) < self.events_per_file:
+            self.events = pd.concat([self.events, next(self.source)], ignore_index=True)
         take = self.events.iloc[: self.events_per_file]
         self.events = self.events.iloc[self.events_per_file:]
         lines, _ = to_json_lines(take, 0.0, self.rng)
@@ -144,7 +150,7 @@ def run_soak(settings: Settings, files: int, events_per_file: int, bad_share: fl
 
     `settings` must hold the raw data (clients, events) of the days before the streamed day."""
     settings = dataclasses.replace(settings, ingestion=dataclasses.replace(
-        settings.ingestion, max_file_bytes=min(settings.ingestion.max_file_bytes, 256 * 2**10),
+        settings.ingestion, max_file_bytes=MAX_FILE_BYTES,
         retry_backoff_seconds=0))
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         day = conn.execute("select max(event_date) from raw.raw_marketing_events").fetchone()[0] + dt.timedelta(days=1)
