@@ -15,5 +15,6 @@ def definitions(settings: Settings, partitions: dg.PartitionsDefinition, dbt_man
     ingestion = build_streaming_ingestion(settings)
     return dg.Definitions(
         assets=domain_assets([ingestion, build_realtime_scores(dbt_manifest)], settings.warehouse),
-        sensors=[build_landing_zone_sensor(settings.landing_dir, settings.dead_letter_dir, settings.ingestion, ingestion)],
+        sensors=[build_landing_zone_sensor(settings.landing_dir, settings.dead_letter_dir, settings.ingestion,
+                                           ingestion)],
     )

@@ -65,6 +65,7 @@ def _sql_list(values) -> str:
 
 _VALID_KINDS = _sql_list(f"{k.channel}/{k.event_type}" for k in EVENT_KINDS)
 
+
 def _integer(field: str) -> str:
     """A JSON integer field as bigint; null for anything else (a float, a string, a boolean, out of range)."""
     return (f"case when json_type(doc, '$.{field}') in ('BIGINT', 'UBIGINT') "

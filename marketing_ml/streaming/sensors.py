@@ -5,8 +5,9 @@ The sensor only lists file names, so no file content can break it; the run it re
 A file stays in the landing zone until a run ingests it (and archives it). For a requested file still
 present, the sensor asks Dagster how its run ended: succeeded (a file of that name landed again) means a
 new request; failed means a wait of `retry_backoff_seconds` (doubling after each failure) and a new
-request; after `max_attempts` failed runs it moves the file to `dead_letter/` beside `<file>.error.txt`, the last run's error, and reports it
-as an observation of `events_quarantine` (visible on the asset's page in the UI).
+request; after `max_attempts` failed runs it moves the file to `dead_letter/` beside `<file>.error.txt`,
+the last run's error, and reports it as an observation of `events_quarantine` (visible on the asset's
+page in the UI).
 """
 
 from __future__ import annotations
