@@ -1,10 +1,10 @@
 """Fault injection: a step's process is SIGKILLed in the middle of its writes, then the step is run again;
 the warehouse holds no duplicate and no half-written partition, and equals an uninterrupted run's.
 
-The steps: a raw backfill, the dbt feature build, an ingestion and daily scoring (a model asset is not
-covered yet). Each runs as a user runs it (`marketing-ml run --step ...`, or Dagster's own CLI for an
-ingestion of the files already landed), in its own process group, killed once its run has recorded a
-first materialization but not its end: some of the step's assets are written, others are not."""
+The steps: a raw backfill, the dbt feature build, the models step, an ingestion and daily scoring. Each
+runs as a user runs it (`marketing-ml run --step ...`, or Dagster's own CLI for an ingestion of the files
+already landed), in its own process group, killed once its run has recorded a first materialization but
+not its end: some of the step's assets are written, others are not."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
+import pytest
+from mlflow import MlflowClient
 
+from marketing_ml.definitions import build_definitions
 from marketing_ml.settings import Settings
 from marketing_ml.streaming.producer import stream
 from marketing_ml_tests.conftest import (
@@ -150,3 +154,28 @@ def test_killing_daily_scoring_midway_then_rerunning_equals_an_uninterrupted_run
     kill_midway_then_rerun(command, cli_environment(settings),
                            lambda: materializations_so_far(settings.dagster_home) >= 1)
     assert_same_tables(settings, reference, ("scoring", "monitoring"))
+
+
+def test_killing_the_models_step_midway_then_rerunning_equals_an_uninterrupted_run(training_world, trained,
+                                                                                 tmp_path):
+    """`marketing-ml run --step models` (training sets, then twelve model assets logging to MLflow), killed
+    once a first asset is written; after the rerun the training sets equal those of the uninterrupted run
+    (`trained`), and every model asset's latest materialization names a finished MLflow run of its own."""
+    settings = copy_of(training_world, tmp_path / "killed")
+    command = [str(VENV_SCRIPT), "run", "--step", "models", "--end-date", TRAINING_END.isoformat()]
+    kill_midway_then_rerun(command, cli_environment(settings),
+                           lambda: materializations_so_far(settings.dagster_home) >= 1)
+    reference, reference_instance, _ = trained
+    assert_same_tables(settings, reference, ("training",))
+    defs = build_definitions(settings)
+    models = [key for key in defs.resolve_all_asset_keys()
+              if defs.resolve_assets_def(key).group_names_by_key[key] == "training"
+              and not key.path[-1].startswith(("training_set_", "nba_policy"))]
+    assert len(models) == 12
+    tracking = MlflowClient(settings.mlflow_tracking_uri)
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for key in models:
+            latest = instance.get_latest_materialization_event(key).asset_materialization.metadata
+            expected = reference_instance.get_latest_materialization_event(key).asset_materialization.metadata
+            assert tracking.get_run(latest["mlflow_run_id"].value).info.status == "FINISHED", key
+            assert latest["auc"].value == pytest.approx(expected["auc"].value, abs=1e-6), key
