@@ -248,6 +248,22 @@ def uplift_table() -> str:
                    "Qini by true effect"], rows)
 
 
+def reliability_table() -> str:
+    results = load("reliability.json")
+    soak, goals = results["soak"], results["goals"]
+    kinds = ", ".join(f"{count:,} {kind.replace('_', ' ')}" for kind, count in soak["files_by_kind"].items())
+    return _table(
+        ["landed", "in the warehouse afterwards"],
+        [[f"{soak['files']:,} files ({kinds})", f"{soak['runs']:,} ingestion runs, {soak['failed_runs']} failed"],
+         [f"{soak['valid_events']:,} valid events", f"{soak['distinct_events_loaded']:,} loaded, "
+          f"**{goals['lost']} lost**, {goals['loaded_twice']} loaded twice"],
+         [f"{soak['duplicate_events']:,} duplicate events (in duplicate files)", "skipped by event id"],
+         [f"{soak['bad_records']:,} bad records", f"{soak['quarantined']:,} quarantined, "
+          f"{soak['quarantined_without_reason']} without a reason"],
+         ["", f"{soak['left_in_landing_zone']} files left in the landing zone, {soak['dead_letters']} dead letters"]],
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "simulation": simulation_table,
     "features": features_table,
@@ -259,6 +275,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "business-impact": business_table,
     "uplift": uplift_table,
     "streaming": streaming_table,
+    "reliability": reliability_table,
 }
 
 

@@ -207,9 +207,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     settings = load_settings()
     prepare_dagster_home(settings)
-    command = ["dagster", "dev", "-m", "marketing_ml.definitions", "-h", "127.0.0.1", "-p", str(args.port)]
+    # this interpreter's dagster, not whichever `dagster` is on PATH (none, when the venv is not activated)
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "marketing_ml.definitions", "-h", "127.0.0.1",
+               "-p", str(args.port)]
     print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(command)}")
-    os.execvp(command[0], command)
+    os.execv(command[0], command)
     return 0  # unreachable: exec replaces the process
 
 

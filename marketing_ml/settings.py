@@ -5,7 +5,7 @@ All local state lives under one data directory (default `./.marketing_ml`, or `M
     warehouse.duckdb   the DuckDB warehouse (raw, features, scores, monitoring)
     dagster_home/      Dagster's local instance (runs, materialisations, schedules)
     mlflow.db          MLflow tracking and registry store; mlartifacts/ holds the model files
-    landing/           the streaming landing zone ("stage")
+    landing/           the streaming landing zone ("stage"); archive/ and dead_letter/ inside it
     simulation.json    the simulated world this directory was initialised with
 
 The simulated world (every `SimulationConfig` setting) is pinned in `simulation.json` the first time a data
@@ -70,10 +70,28 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class IngestionPolicy:
+    """What streaming ingestion accepts, and how it treats files whose ingestion run fails."""
+
+    # events dated more than this many days before the warehouse's newest daily partition are late: the
+    # daily features of their day are already built, so they are quarantined instead of loaded
+    max_days_late: int = 7
+    # the stream delivers a simulated day faster than real time, so "later today" is normal, next week is not
+    max_hours_early: float = 48.0
+    # a larger file is quarantined whole without being read (one line of a JSON Lines file is ~200 bytes)
+    max_file_bytes: int = 16 * 2**20
+    # a file whose ingestion runs failed this many times moves to the dead-letter folder with the error
+    max_attempts: int = 3
+    # the wait after the first failed run; it doubles after each further failure
+    retry_backoff_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     warehouse: str
     simulation: SimulationConfig
+    ingestion: IngestionPolicy = IngestionPolicy()
 
     @property
     def duckdb_path(self) -> Path:
@@ -94,6 +112,10 @@ class Settings:
     @property
     def landing_dir(self) -> Path:
         return self.data_dir / "landing"
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.landing_dir / "dead_letter"
 
     @property
     def simulation_file(self) -> Path:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -73,10 +80,49 @@ def query(settings: Settings, sql: str, params=()):
         return conn.execute(sql, list(params)).fetchdf()
 
 
+VENV_SCRIPT = Path(sys.executable).with_name("marketing-ml")  # the README calls `.venv/bin/marketing-ml`
+# a PATH without the virtual environment, as for a user who did not activate it
+PATH_WITHOUT_VENV = "/usr/local/bin:/usr/bin:/bin"
+
+
+def cli_environment(settings: Settings) -> dict[str, str]:
+    """The environment of `marketing-ml` on a data directory, with a PATH that lacks the venv."""
+    return {**os.environ, "PATH": PATH_WITHOUT_VENV, "MARKETING_ML_HOME": str(settings.data_dir),
+            "MARKETING_ML_START_DATE": settings.simulation.start_date.isoformat(),
+            "MARKETING_ML_CLIENTS": str(settings.simulation.n_clients)}
+
+
+@contextmanager
+def marketing_ml_ui(settings: Settings, log_path: Path) -> Iterator[str]:
+    """`.venv/bin/marketing-ml ui` by path, venv not on PATH; yields the UI's URL once it answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(log_path, "w")
+    process = subprocess.Popen([str(VENV_SCRIPT), "ui", "--port", str(port)], env=cli_environment(settings),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):  # bounded wait for the webserver
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"marketing-ml ui did not start: {log_path.read_text()[-2000:]}")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+
+
 def copy_of(settings: Settings, data_dir: Path) -> Settings:
     """A private copy of a built data directory, for tests that write to the warehouse."""
     shutil.copytree(settings.data_dir, data_dir)
-    return Settings(data_dir=data_dir, warehouse=settings.warehouse, simulation=settings.simulation)
+    return dataclasses.replace(settings, data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 
 import duckdb
 import pytest
 
 from marketing_ml.cli import _parser, _selected_steps
 from marketing_ml.features.catalog import load_feature_catalog
-from marketing_ml_tests.conftest import TEST_CLIENTS, TEST_END, TEST_START
+from marketing_ml_tests.conftest import (
+    PATH_WITHOUT_VENV,
+    TEST_CLIENTS,
+    TEST_END,
+    TEST_START,
+    VENV_SCRIPT,
+    copy_of,
+    marketing_ml_ui,
+)
 
 
 def _cli(args: list[str], home, **env) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "MARKETING_ML_HOME": str(home), "MARKETING_ML_START_DATE": TEST_START.isoformat(), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "marketing_ml.cli", *args], env=environ, capture_output=True, text=True, timeout=900
-    )
+    """`.venv/bin/marketing-ml ARGS` as the README calls it: by path, the venv not on PATH."""
+    environ = {**os.environ, "PATH": PATH_WITHOUT_VENV, "MARKETING_ML_HOME": str(home),
+               "MARKETING_ML_START_DATE": TEST_START.isoformat(), **env}
+    return subprocess.run([str(VENV_SCRIPT), *args], env=environ, capture_output=True, text=True, timeout=900)
+
+
+def test_ui_starts_dagster_of_its_own_environment_without_the_venv_on_path(data_settings, tmp_path):
+    settings = copy_of(data_settings, tmp_path / "ui")
+    query = b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError { __typename } } } } }"}'
+    with marketing_ml_ui(settings, tmp_path / "ui.log") as url:
+        request = urllib.request.Request(f"{url}/graphql", data=query, headers={"content-type": "application/json"})
+        for _ in range(120):  # the code location loads after the webserver answers
+            with urllib.request.urlopen(request, timeout=30) as response:
+                entries = json.loads(response.read())["data"]["workspaceOrError"]["locationEntries"]
+            if entries and entries[0]["locationOrLoadError"]:
+                break
+            time.sleep(1)
+    assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"]
 
 
 def test_step_data_runs_through_dagster_and_is_recorded(tmp_path):

@@ -5,30 +5,20 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from marketing_ml.cli import prepare_dagster_home
 from marketing_ml.definitions import build_definitions
-from marketing_ml_tests.conftest import TEST_CLIENTS, TEST_START, copy_of
+from marketing_ml_tests.conftest import copy_of, marketing_ml_ui
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium tries to reach Google, which this network refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(os.environ.get("MARKETING_ML_TEST_ARTIFACTS", ".marketing_ml/test-artifacts"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -42,36 +32,10 @@ def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
 
 @pytest.fixture
 def dagster_ui(data_settings, tmp_path):
+    """The UI as the README starts it: `.venv/bin/marketing-ml ui`, the venv not on PATH."""
     settings = copy_of(data_settings, tmp_path / "ui")
-    env = {
-        **os.environ,
-        "MARKETING_ML_HOME": str(settings.data_dir),
-        "MARKETING_ML_START_DATE": TEST_START.isoformat(),
-        "MARKETING_ML_CLIENTS": str(TEST_CLIENTS),
-    }
-    prepare_dagster_home(settings)  # the same instance set-up `marketing-ml ui` makes
-    env["DAGSTER_HOME"] = str(settings.dagster_home)
-    port = _free_port()
-    log = open(tmp_path / "dagster_dev.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "marketing_ml.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):  # bounded wait for the webserver
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail(f"dagster dev did not start: {(tmp_path / 'dagster_dev.log').read_text()[-2000:]}")
+    with marketing_ml_ui(settings, tmp_path / "dagster_dev.log") as url:
         yield url, settings
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=60)
-        log.close()
 
 
 def _dismiss_newsletter(page) -> None:

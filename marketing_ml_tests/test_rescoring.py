@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml.resources.warehouse import DuckDBWarehouse
+from marketing_ml.serving.online_features import ONLINE_TABLE
 from marketing_ml.simulation.engine import simulate_days
 from marketing_ml.streaming.producer import stream
+from marketing_ml.streaming.rescoring import ONLINE_MODEL_TABLE, replace_online_rows
 from marketing_ml_tests.conftest import TRAINING_END, copy_of, query, run_step
 
 STREAM_DAY = TRAINING_END + dt.timedelta(days=1)
@@ -81,3 +84,22 @@ def test_a_run_without_new_events_rescores_nothing(rescored):
     result = run_step(settings, "step_streaming", instance=instance)
     assert "realtime_scores" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert query(settings, "select count(*) as n from streaming.realtime_scores")["n"].iloc[0] == before
+
+
+def test_the_online_row_swap_is_one_transaction_a_failed_insert_keeps_the_old_rows(tmp_path):
+    """The delete and the insert commit together: an insert that fails after the delete leaves every old
+    row in place (a reader never sees the client vanish)."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+    old = dt.datetime(2025, 1, 1)
+    warehouse.execute("create schema features")
+    warehouse.execute(f"create table {ONLINE_TABLE} (client_id bigint, logins_30d integer not null, updated_at timestamp)")
+    warehouse.execute(f"insert into {ONLINE_TABLE} values (1, 3, ?), (2, 5, ?)", [old, old])
+    columns = ["client_id", "logins_30d", "updated_at"]
+    warehouse.execute(f"create table {ONLINE_MODEL_TABLE} as select 1::bigint as client_id, 4 as logins_30d "
+                      "union all select 2, null")  # client 2's fresh row breaks the not-null rule
+    with pytest.raises(Exception, match="NOT NULL"):
+        replace_online_rows(warehouse, columns, dt.datetime(2025, 1, 2))
+    assert warehouse.query(f"select * from {ONLINE_TABLE} order by client_id")["logins_30d"].tolist() == [3, 5]
+    warehouse.execute(f"update {ONLINE_MODEL_TABLE} set logins_30d = 6 where client_id = 2")
+    replace_online_rows(warehouse, columns, dt.datetime(2025, 1, 2))
+    assert warehouse.query(f"select * from {ONLINE_TABLE} order by client_id")["logins_30d"].tolist() == [4, 6]

@@ -115,9 +115,11 @@ def test_unknown_client_is_404_and_a_malformed_id_is_422(api):
     _, client = api
     missing = client.get("/v1/clients/987654321/scores", headers=AUTH)
     assert missing.status_code == 404 and "not in the online feature store" in missing.json()["detail"]
-    assert client.get(f"/v1/clients/{2**70}/scores", headers=AUTH).status_code == 404
-    malformed = client.get("/v1/clients/abc/scores", headers=AUTH)
-    assert malformed.status_code == 422 and malformed.json()["detail"][0]["loc"] == ["path", "client_id"]
+    assert client.get(f"/v1/clients/{10**19 - 1}/scores", headers=AUTH).status_code == 404
+    for malformed_id in ("abc", "01", "+1", "-1", "1e3", "1.0", " 1", str(2**70), "9" * 5000):
+        malformed = client.get(f"/v1/clients/{malformed_id}/scores", headers=AUTH)
+        assert malformed.status_code == 422, malformed_id
+        assert malformed.json()["detail"][0]["loc"] == ["path", "client_id"]
     # a client id that looks like SQL is just a bad integer: nothing is built from it
     assert client.get("/v1/clients/1;drop table x/scores", headers=AUTH).status_code in (404, 422)
 
@@ -141,10 +143,13 @@ def test_score_a_payload_like_the_predictor_does(serving_world, api):
     ("features", "location", "error_type"),
     [
         ({k: v for k, v in PAYLOAD.items() if k != "balance_401k"}, ["body", "features", "balance_401k"], "missing"),
-        ({**PAYLOAD, "logins_30d": "many"}, ["body", "features", "logins_30d"], "float_parsing"),
+        ({**PAYLOAD, "logins_30d": "many"}, ["body", "features", "logins_30d"], "float_type"),
+        ({**PAYLOAD, "logins_30d": "6"}, ["body", "features", "logins_30d"], "float_type"),
+        ({**PAYLOAD, "balance_401k": False}, ["body", "features", "balance_401k"], "float_type"),
         ({**PAYLOAD, "logins_30d": 1e300}, ["body", "features", "logins_30d"], "less_than_equal"),
         ({**PAYLOAD, "service_tier": ""}, ["body", "features", "service_tier"], "string_too_short"),
-        ({**PAYLOAD, "has_outside_assets": "perhaps"}, ["body", "features", "has_outside_assets"], "bool_parsing"),
+        ({**PAYLOAD, "has_outside_assets": "perhaps"}, ["body", "features", "has_outside_assets"], "bool_type"),
+        ({**PAYLOAD, "has_outside_assets": 1}, ["body", "features", "has_outside_assets"], "bool_type"),
         ({**PAYLOAD, "first_name": "Ann"}, ["body", "features", "first_name"], "extra_forbidden"),
     ],
 )
@@ -154,6 +159,22 @@ def test_an_invalid_payload_is_422_with_field_errors(api, features, location, er
     assert response.status_code == 422
     errors = response.json()["detail"]
     assert any(e["loc"] == location and e["type"] == error_type for e in errors), errors
+
+
+@pytest.mark.parametrize("client_id", [True, "42", 4.2])
+def test_the_echoed_client_id_must_be_an_integer(api, client_id):
+    _, client = api
+    response = client.post("/v1/score", headers=AUTH, json={"client_id": client_id, "features": PAYLOAD})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "client_id"]
+
+
+def test_the_published_schema_says_what_the_routes_accept(api):
+    _, client = api
+    schema = client.get("/openapi.json").json()
+    [parameter] = schema["paths"]["/v1/clients/{client_id}/scores"]["get"]["parameters"]
+    assert parameter["schema"]["type"] == "string"
+    assert re.fullmatch(parameter["schema"]["pattern"].strip("^$"), "12345")
+    assert not re.fullmatch(parameter["schema"]["pattern"].strip("^$"), "012")
 
 
 def test_non_finite_numbers_and_non_json_bodies_are_422(api):

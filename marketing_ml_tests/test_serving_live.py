@@ -112,6 +112,62 @@ def test_alias_move_is_picked_up_without_restart_while_requests_keep_succeeding(
         assert probability == pytest.approx(expected[version], abs=1e-6)
 
 
+PAYLOAD = {"logins_30d": 6, "calculator_use_30d": 2, "balance_401k": 150_000.0, "email_click_rate": 0.25,
+           "has_outside_assets": True, "service_tier": "premier"}
+
+
+def test_under_load_while_the_champion_moves_and_rows_are_rescored_no_5xx_and_consistent_models(private_world):
+    """Soak: four clients hammer GET and POST while the conversion alias moves back and forth and online rows
+    are rescored (swapped in one transaction): no 5xx, and every payload score is exactly the score of the
+    model version the response names (never a mix of two model sets)."""
+    versions = private_world.versions["conversion"]
+    payload = pd.DataFrame([PAYLOAD])
+    expected = {v: load_predictor(f"models:/conversion/{v}", private_world.tracking_uri).predict_proba(payload)[0]
+                for v in versions}
+    runtime = ServingRuntime(private_world.warehouse, private_world.tracking_uri, model_poll_seconds=0.2,
+                             feature_poll_seconds=0.2)
+    answers: list[tuple[int, str | None, float | None]] = []
+    served_updates: list[str] = []
+    stop = threading.Event()
+
+    def load(url: str, worker: int) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
+            while not stop.is_set():
+                scored = http.post("/v1/score", json={"features": PAYLOAD})
+                conversion = scored.json()["conversion"] if scored.status_code == 200 else {}
+                answers.append((scored.status_code, conversion.get("model", {}).get("version"),
+                                conversion.get("probability")))
+                looked_up = http.get(f"/v1/clients/{CLIENT + worker}/scores")
+                answers.append((looked_up.status_code, None, None))
+                if looked_up.status_code == 200:
+                    served_updates.append(looked_up.json()["features_updated_at"])
+
+    with live_server(runtime) as url:
+        wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200)
+        loaders = [threading.Thread(target=load, args=(url, worker)) for worker in range(4)]
+        for loader in loaders:
+            loader.start()
+        try:
+            for move in range(4):
+                version = versions[(move + 1) % 2]
+                private_world.move_alias("conversion", version)
+                rows = online_rows(private_world).query("client_id >= @CLIENT and client_id < @CLIENT + 4")
+                upsert(private_world, rows.assign(logins_30d=rows["logins_30d"] + move + 1, updated_at=utc_now()))
+                seen = len(answers)
+                wait_for(lambda: any(v == version for _, v, _ in answers[seen:]))
+        finally:
+            stop.set()
+            for loader in loaders:
+                loader.join(30)
+    statuses = {status for status, _, _ in answers}
+    assert statuses == {200}, statuses
+    assert len(answers) > 100
+    for _, version, probability in answers:
+        if version is not None:
+            assert probability == pytest.approx(expected[version], abs=1e-6)
+    assert len(set(served_updates)) >= 4  # the rescored rows were served as they landed
+
+
 def test_an_upserted_online_row_is_served_within_seconds(private_world):
     runtime = ServingRuntime(private_world.warehouse, private_world.tracking_uri, feature_poll_seconds=0.2)
     with live_server(runtime) as url, httpx.Client(base_url=url, headers=AUTH, timeout=10) as http:
@@ -170,6 +226,26 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(fuzzed_url, mode):
     assert len(statuses) >= 100 and max(statuses) < 500
     if mode == GenerationMode.POSITIVE:
         assert statuses.count(200) > 0
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_the_scoring_routes_accept_exactly_what_their_schema_says(fuzzed_url, mode):
+    """All checks, negative data rejection included, on the two routes that take client input in a path
+    or a body: whatever the schema admits is served (200, or 404 for an id not in the store), whatever it
+    does not is refused (`false` for a number, "01" for an id)."""
+    schema = schemathesis.openapi.from_url(f"{fuzzed_url}/openapi.json").include(path_regex="^/v1/(score|clients/)")
+    statuses: list[int] = []
+
+    @given(case=schema.as_strategy(generation_mode=mode))
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        response = case.call_and_validate(base_url=fuzzed_url, headers=AUTH)
+        statuses.append(response.status_code)
+
+    check()
+    assert len(statuses) >= 50 and max(statuses) < 500
+    assert (statuses.count(422) > 0) == (mode == GenerationMode.NEGATIVE)
 
 
 def test_fuzzing_without_a_key_is_always_refused(serving_world, fuzzed_url):

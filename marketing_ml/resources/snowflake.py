@@ -7,7 +7,7 @@ missing one is one clear error naming it instead of a connector stack trace mid-
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -15,7 +15,7 @@ import pandas as pd
 from dagster_snowflake import SnowflakeResource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 
-from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.resources.warehouse import WarehouseResource, create_table_sql
 from marketing_ml.settings import SettingsError
 
 # connection field -> environment variable
@@ -76,15 +76,31 @@ class SnowflakeWarehouse(WarehouseResource):
         with self.snowflake.get_connection() as conn:
             conn.cursor().execute(sql, params or None)
 
-    def append(self, frames: dict[str, pd.DataFrame]) -> None:
+    def execute_atomically(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
+        with self.snowflake.get_connection() as conn:
+            cursor = conn.cursor()
+            cursor.execute("begin")
+            try:
+                for sql, params in statements:
+                    cursor.execute(sql, params or None)
+            except Exception:
+                cursor.execute("rollback")
+                raise
+            cursor.execute("commit")
+
+    def append(self, frames: dict[str, pd.DataFrame],
+               declared: Mapping[str, Mapping[str, str]] | None = None) -> None:
         # write_pandas loads through a stage, one table at a time: not one transaction, so the
         # streaming bookkeeping (written last) is what makes a retried batch skip what already landed
         from snowflake.connector.pandas_tools import write_pandas
 
+        declared = declared or {}
         with self.snowflake.get_connection() as conn:
             for name, frame in frames.items():
                 schema, table = name.upper().split(".")
                 conn.cursor().execute(f"create schema if not exists {schema}")
+                if name in declared:
+                    conn.cursor().execute(create_table_sql(name.upper(), declared[name]))
                 write_pandas(
                     conn, frame.rename(columns=str.upper), table, schema=schema,
                     auto_create_table=True, quote_identifiers=False, use_logical_type=True,

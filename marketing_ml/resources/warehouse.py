@@ -7,7 +7,7 @@ this resource instead of loading whole tables into pandas.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,9 +34,19 @@ class WarehouseResource(dg.ConfigurableResource):
     def table_exists(self, schema: str, table: str) -> bool:
         raise NotImplementedError
 
-    def append(self, frames: dict[str, pd.DataFrame]) -> None:
-        """Append each frame to its `schema.table`, creating schema and table on first use."""
+    def execute_atomically(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
+        """Run (sql, params) statements in one transaction: a reader sees all of them or none."""
         raise NotImplementedError
+
+    def append(self, frames: dict[str, pd.DataFrame],
+               declared: Mapping[str, Mapping[str, str]] | None = None) -> None:
+        """Append each frame to its `schema.table`, creating schema and table on first use: with the column
+        types `declared` for it (column -> SQL type), else with the types of the frame."""
+        raise NotImplementedError
+
+
+def create_table_sql(name: str, columns: Mapping[str, str]) -> str:
+    return f"create table if not exists {name} ({', '.join(f'{c} {t}' for c, t in columns.items())})"
 
 
 class DuckDBWarehouse(WarehouseResource):
@@ -70,15 +80,27 @@ class DuckDBWarehouse(WarehouseResource):
         with self.connect(read_only=True) as conn:
             return conn.execute(sql, params or []).fetchdf()
 
-    def append(self, frames: dict[str, pd.DataFrame]) -> None:
+    def execute_atomically(self, statements: Sequence[tuple[str, list[Any]]]) -> None:
+        with self.connect() as conn:
+            conn.execute("begin")
+            for sql, params in statements:
+                conn.execute(sql, params)
+            conn.execute("commit")  # an error before this line closes the connection, which rolls back
+
+    def append(self, frames: dict[str, pd.DataFrame],
+               declared: Mapping[str, Mapping[str, str]] | None = None) -> None:
         # one transaction: a batch and its bookkeeping land together or not at all (exactly-once)
+        declared = declared or {}
         with self.connect() as conn:
             conn.execute("begin")
             for name, frame in frames.items():
                 schema = name.split(".")[0]
                 conn.register("frame", frame)
                 conn.execute(f"create schema if not exists {schema}")
-                conn.execute(f"create table if not exists {name} as select * from frame limit 0")
+                if name in declared:
+                    conn.execute(create_table_sql(name, declared[name]))
+                else:
+                    conn.execute(f"create table if not exists {name} as select * from frame limit 0")
                 conn.execute(f"insert into {name} by name select * from frame")
                 conn.unregister("frame")
             conn.execute("commit")

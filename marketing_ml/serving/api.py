@@ -38,6 +38,8 @@ ENV_API_KEYS = "MARKETING_ML_API_KEYS"
 NUMERIC_BOUND = 1e15
 MAX_CATEGORY_LENGTH = 100
 MAX_QUEUE_LIMIT = 500
+# a client id in a path: canonical decimal, at most 19 digits (client ids are non-negative 64-bit integers)
+CLIENT_ID_PATTERN = r"^(0|[1-9][0-9]{0,18})$"
 
 
 class ApiKeys:
@@ -145,14 +147,15 @@ class FeatureField:
 
 def feature_payload_model(fields: Sequence[FeatureField]) -> type[BaseModel]:
     """A pydantic model with one required, typed field per feature; unknown fields are rejected (a typo in a
-    feature name should fail loudly, not be scored as a default)."""
+    feature name should fail loudly, not be scored as a default). Strict: `false` is not a number, `1` not
+    a boolean and `"3"` neither, as the published schema says."""
     types: dict[str, Any] = {
         "numeric": Annotated[float, Field(ge=-NUMERIC_BOUND, le=NUMERIC_BOUND, allow_inf_nan=False)],
         "boolean": bool,
         "categorical": Annotated[str, Field(min_length=1, max_length=MAX_CATEGORY_LENGTH)],
     }
     definitions = {f.name: (types[f.kind], Field(description=f.description or None)) for f in fields}
-    return create_model("FeaturePayload", __config__=ConfigDict(extra="forbid"), **definitions)
+    return create_model("FeaturePayload", __config__=ConfigDict(extra="forbid", strict=True), **definitions)
 
 
 # ---- the app ---------------------------------------------------------------------------------------
@@ -260,7 +263,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
     descriptions = {f.name: f.description for f in feature_fields}
 
     class ScoreRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)
         client_id: int | None = Field(default=None,
                                       description="Optional id to echo back; the payload is scored as given.")
         features: FeaturePayload  # type: ignore[valid-type]
@@ -268,7 +271,11 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
     @v1.get("/clients/{client_id}/scores", response_model=ClientScores,
             responses={404: {"model": Problem, "description": "Client not in the online feature store"}},
             summary="Scores, next best action and reasons for a client in the online store")
-    async def client_scores(client_id: Annotated[int, Path(description="The client's id (raw_clients.client_id).")]):
+    async def client_scores(client_id: Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description=(
+            "The client's id (raw_clients.client_id), in canonical decimal: digits, no sign, no leading zero."))]):
+        # a string with a pattern, not an integer: the schema then says exactly which texts the route takes
+        # (an integer schema admits "1e3", "+1" or "01", which the route would parse differently or refuse)
+        client_id = int(client_id)
         state = ready_state()
         features = state.features
         row = features.row(client_id)

@@ -2,8 +2,6 @@
 touch. Wiring only: parsing is `ingest`, loading `ingestion`, rescoring `rescoring`; the landing-zone
 sensor that requests these runs is in `sensors`."""
 
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
@@ -12,9 +10,11 @@ from marketing_ml.registry.tasks import TASK_NAMES, champion_key
 from marketing_ml.resources.dbt import WarehouseDbtCliResource
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.settings import Settings
 from marketing_ml.streaming import rescoring
 from marketing_ml.streaming.ingest import STREAMING_SCHEMA
 from marketing_ml.streaming.ingestion import ingest_files, landed_files
+from marketing_ml.streaming.sensors import dead_letter_files
 
 GROUP = "streaming"
 
@@ -25,7 +25,9 @@ class IngestConfig(dg.Config):
     files: list[str] = []
 
 
-def build_streaming_ingestion(landing_dir: Path) -> dg.AssetsDefinition:
+def build_streaming_ingestion(settings: Settings) -> dg.AssetsDefinition:
+    landing_dir = settings.landing_dir
+
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(
@@ -48,7 +50,7 @@ def build_streaming_ingestion(landing_dir: Path) -> dg.AssetsDefinition:
     )
     def ingest_landed_events(context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource):
         requested = [landing_dir / name for name in config.files] if config.files else landed_files(landing_dir)
-        summary = ingest_files(requested, landing_dir, warehouse, log=context.log.info)
+        summary = ingest_files(requested, landing_dir, warehouse, settings.ingestion, log=context.log.info)
         context.log.info(
             f"{summary['files']} files: {summary['events']} events loaded, {summary['quarantined']} quarantined, "
             f"{summary['duplicates']} duplicates skipped"
@@ -68,6 +70,8 @@ def build_streaming_ingestion(landing_dir: Path) -> dg.AssetsDefinition:
             metadata={
                 "records_quarantined": summary["quarantined"],
                 "reasons": dg.MetadataValue.md(markdown_table(reasons) if len(reasons) else "nothing quarantined"),
+                # files the landing-zone sensor gave up on after repeated failed runs (see `sensors`)
+                "dead_letter_files": dg.MetadataValue.json(dead_letter_files(settings.dead_letter_dir)),
             },
         )
 

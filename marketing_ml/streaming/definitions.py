@@ -12,8 +12,9 @@ from marketing_ml.wiring import domain_assets
 
 def definitions(settings: Settings, partitions: dg.PartitionsDefinition, dbt_manifest: dict[str, Any]) -> dg.Definitions:
     """Rescoring runs dbt's online feature model from the manifest the Definitions prepared once."""
-    ingestion = build_streaming_ingestion(settings.landing_dir)
+    ingestion = build_streaming_ingestion(settings)
     return dg.Definitions(
         assets=domain_assets([ingestion, build_realtime_scores(dbt_manifest)], settings.warehouse),
-        sensors=[build_landing_zone_sensor(settings.landing_dir, ingestion)],
+        sensors=[build_landing_zone_sensor(settings.landing_dir, settings.dead_letter_dir, settings.ingestion,
+                                           ingestion)],
     )

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.streaming.ingest import STREAMING_SCHEMA, drop_duplicate_events, parse_event_file
+from marketing_ml.settings import IngestionPolicy
+from marketing_ml.streaming.ingest import (
+    STREAMING_SCHEMA,
+    TABLE_COLUMNS,
+    EventWindow,
+    drop_duplicate_events,
+    parse_event_file,
+)
 
 EVENT_FILE_GLOB = "events-*.jsonl"
 
@@ -24,9 +31,21 @@ def landed_files(landing_dir: Path) -> list[Path]:
     return sorted(landing_dir.glob(EVENT_FILE_GLOB)) if landing_dir.exists() else []
 
 
-def ingest_files(paths: list[Path], landing_dir: Path, warehouse: WarehouseResource, log=print) -> dict:
+def event_window(warehouse: WarehouseResource, policy: IngestionPolicy, now: dt.datetime) -> EventWindow:
+    """From `max_days_late` days before the newest daily partition of raw events (no lower bound before the
+    first one is built) to `max_hours_early` hours after now."""
+    newest = None
+    if warehouse.table_exists("raw", "raw_marketing_events"):
+        newest = warehouse.query("select max(event_date) as newest from raw.raw_marketing_events")["newest"].iloc[0]
+    earliest = None if pd.isna(newest) else pd.Timestamp(newest).to_pydatetime() - dt.timedelta(days=policy.max_days_late)
+    return EventWindow(earliest=earliest, latest=now + dt.timedelta(hours=policy.max_hours_early))
+
+
+def ingest_files(paths: list[Path], landing_dir: Path, warehouse: WarehouseResource, policy: IngestionPolicy,
+                 log=print) -> dict:
     """Load each landed file once; archive it afterwards. Returns counts, reasons and affected clients."""
-    known_clients = warehouse.query("select client_id from raw.raw_clients")["client_id"].to_numpy()
+    known_clients = warehouse.query("select client_id, enrollment_date from raw.raw_clients")
+    window = event_window(warehouse, policy, dt.datetime.now())
     already = _ingested_file_names(warehouse)
     summary: dict = {"files": 0, "events": 0, "quarantined": 0, "duplicates": 0, "reasons": {}, "clients": set()}
     archive = landing_dir / "archive"
@@ -38,7 +57,7 @@ def ingest_files(paths: list[Path], landing_dir: Path, warehouse: WarehouseResou
             log(f"{path.name} was already ingested; archiving it again without loading")
             shutil.move(str(path), archive / path.name)
             continue
-        parsed = parse_event_file(path, known_clients)
+        parsed = parse_event_file(path, known_clients, window, policy.max_file_bytes)
         events, duplicates = drop_duplicate_events(parsed.events, _loaded_event_ids(warehouse, parsed.events))
         ingested_at = pd.Timestamp(dt.datetime.now())
         bookkeeping = pd.DataFrame(
@@ -55,7 +74,8 @@ def ingest_files(paths: list[Path], landing_dir: Path, warehouse: WarehouseResou
                 f"{STREAMING_SCHEMA}.streamed_events": events.assign(ingested_at=ingested_at),
                 f"{STREAMING_SCHEMA}.events_quarantine": parsed.quarantine,
                 f"{STREAMING_SCHEMA}.ingested_files": bookkeeping,
-            }
+            },
+            declared=TABLE_COLUMNS,
         )
         shutil.move(str(path), archive / path.name)
         summary["files"] += 1

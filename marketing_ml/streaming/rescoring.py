@@ -5,7 +5,8 @@
    streamed event, so every streamed event counts.
 2. Their feature rows come from dbt's `client_features_online`, the same SQL as the daily features (one
    macro) over the raw events plus the streamed ones, for those clients only.
-3. Those rows replace the clients' rows in `features.online_client_features` with a newer `updated_at`:
+3. Those rows replace the clients' rows in `features.online_client_features` with a newer `updated_at`, in one
+   transaction:
    the real-time API polls for newer rows and picks them up without a restart.
 4. The champions score them; the scores are appended to `streaming.realtime_scores`.
 """
@@ -87,14 +88,15 @@ def online_feature_rows(build: DbtCliInvocation, warehouse: WarehouseResource) -
 
 
 def replace_online_rows(warehouse: WarehouseResource, columns: list[str], updated_at: dt.datetime) -> None:
-    """Swap the clients' rows of the online table (`columns`) for the fresh ones (one statement each)."""
+    """Swap the clients' rows of the online table (`columns`) for the fresh ones in one transaction, so a
+    reader never sees a client without its row."""
     feature_columns = [c for c in columns if c != UPDATED_AT]
     selected = ", ".join(feature_columns)
-    warehouse.execute(f"delete from {ONLINE_TABLE} where client_id in (select client_id from {ONLINE_MODEL_TABLE})")
-    warehouse.execute(
-        f"insert into {ONLINE_TABLE} ({selected}, {UPDATED_AT}) select {selected}, cast(? as timestamp) from {ONLINE_MODEL_TABLE}",
-        [updated_at],
-    )
+    warehouse.execute_atomically([
+        (f"delete from {ONLINE_TABLE} where client_id in (select client_id from {ONLINE_MODEL_TABLE})", []),
+        (f"insert into {ONLINE_TABLE} ({selected}, {UPDATED_AT}) "
+         f"select {selected}, cast(? as timestamp) from {ONLINE_MODEL_TABLE}", [updated_at]),
+    ])
 
 
 def realtime_scores(rows: pd.DataFrame, champions: dict[str, LoadedModel], request: RescoreRequest,
