@@ -90,19 +90,31 @@ class HostileFeed:
         self.valid_files: list[tuple[str, bytes, list[int], int]] = []  # name, content, event ids, bad records
 
     def run(self) -> None:
-        for number in range(self.files):
-            kind = "valid" if number < 2 else self.rng.choice(FILE_KINDS, p=[0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+        # drawn before any file lands: which originals are archived yet depends on timing, so later draws do
+        kinds = ["valid", "valid", *self.rng.choice(FILE_KINDS, self.files - 2, p=[0.5, 0.1, 0.1, 0.1, 0.1, 0.1])]
+        for number, kind in enumerate(kinds[:self.files]):
+            if kind == "duplicate":
+                # an exact duplicate lands again under its name once the original is archived (before that, it
+                # would only replace the original with the same bytes): wait for one, however busy the machine
+                self._wait_for_an_archived_file()
             self._land(str(kind), number)
             time.sleep(self.interval)
+
+    def _wait_for_an_archived_file(self, timeout: float = 120.0) -> None:
+        archive, began = self.settings.landing_dir / "archive", time.monotonic()
+        while not any((archive / name).exists() for name, *_ in self.valid_files):
+            if time.monotonic() - began > timeout:
+                return  # _land falls back to a renamed duplicate
+            time.sleep(0.1)
 
     def _land(self, kind: str, number: int) -> None:
         name = f"events-soak-{number:06d}.jsonl"
         landing = self.settings.landing_dir
         if kind in ("duplicate", "renamed_duplicate"):
-            source, content, ids, bad = self.valid_files[self.rng.integers(len(self.valid_files))]
-            # an exact duplicate lands again under its name once the original is archived (before that, it
-            # would only replace the original with the same bytes)
-            if kind == "duplicate" and (landing / "archive" / source).exists():
+            archived = [f for f in self.valid_files if (landing / "archive" / f[0]).exists()]
+            candidates = archived if kind == "duplicate" and archived else self.valid_files
+            source, content, ids, bad = candidates[self.rng.integers(len(candidates))]
+            if kind == "duplicate" and archived:
                 name = source
             else:
                 kind = "renamed_duplicate"
