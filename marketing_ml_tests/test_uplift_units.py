@@ -135,3 +135,8 @@ def test_a_history_too_short_for_matured_contacts_is_refused_with_advice():
     train, selection, test = plan.ranges["train"], plan.ranges["selection"], plan.ranges["test"]
     assert train[1] < selection[0] <= selection[1] < test[0]
     assert test[1] == start + dt.timedelta(days=364 - 89)  # the last contact whose 90-day window has ended
+
+
+def test_a_constant_prediction_has_no_rank_correlation():
+    metrics = truth_metrics(np.full(5, 0.01), np.array([0.0, 0.01, 0.02, 0.03, 0.04]))
+    assert np.isnan(metrics["rank_correlation"]) and metrics["pehe"] > 0

@@ -83,8 +83,10 @@ def uplift_by_decile(y: np.ndarray, treated: np.ndarray, score: np.ndarray,
 
 def truth_metrics(predicted_benefit: np.ndarray, true_benefit: np.ndarray) -> dict[str, float]:
     predicted, truth = np.asarray(predicted_benefit, dtype=float), np.asarray(true_benefit, dtype=float)
+    # a constant prediction (an arm model early-stopped to its base rate, in a small world) ranks nothing
+    ranks = np.ptp(predicted) > 0 and np.ptp(truth) > 0
     return {
-        "rank_correlation": float(spearmanr(predicted, truth).statistic),
+        "rank_correlation": float(spearmanr(predicted, truth).statistic) if ranks else float("nan"),
         "pehe": float(np.sqrt(np.mean((predicted - truth) ** 2))),
     }
 
