@@ -16,6 +16,17 @@ import pandas as pd
 PII_COLUMNS = frozenset({"first_name", "last_name", "email", "phone", "date_of_birth"})
 
 
+def logged_model_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, step: str) -> dict[str, dg.MetadataValue]:
+    """The latest materialization metadata of a model asset, which names its MLflow model; a failure that
+    says which step to run when there is none yet."""
+    event = instance.get_latest_materialization_event(key)
+    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    if "mlflow_model_uri" not in metadata:
+        raise dg.Failure(f"{key.to_user_string()} has no trained model yet: run the {step} step first "
+                         f"(marketing-ml run --step {step}).")
+    return dict(metadata)
+
+
 def markdown_table(frame: pd.DataFrame, float_digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency)."""
 

@@ -4,7 +4,7 @@
 import dagster as dg
 from pydantic import Field
 
-from marketing_ml.metadata import markdown_table
+from marketing_ml.metadata import logged_model_metadata, markdown_table
 from marketing_ml.registry.evaluation import gate_metrics
 from marketing_ml.registry.frames import load_training_frames
 from marketing_ml.registry.promotion import Candidate, GateThresholds, promote
@@ -40,11 +40,7 @@ class GateConfig(dg.Config):
 
 
 def _candidate(instance: dg.DagsterInstance, task: str, family: str) -> Candidate:
-    event = instance.get_latest_materialization_event(model_key(task, family))
-    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    if "mlflow_model_uri" not in metadata:
-        raise dg.Failure(f"{task}_{family} has no trained model yet: run the models step first "
-                         "(marketing-ml run --step models).")
+    metadata = logged_model_metadata(instance, model_key(task, family), "models")
     return Candidate(family, metadata["mlflow_model_uri"].value, metadata["mlflow_run_id"].value)
 
 

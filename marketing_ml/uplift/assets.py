@@ -13,12 +13,13 @@ import pandas as pd
 from pydantic import Field
 
 from marketing_ml.features.catalog import FEATURE_MODEL
-from marketing_ml.metadata import figure_markdown, markdown_table
+from marketing_ml.metadata import figure_markdown, logged_model_metadata, markdown_table
 from marketing_ml.registry.frames import model_feature_spec
 from marketing_ml.registry.tasks import SPLIT
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.training import datasets
+from marketing_ml.training.assets import ModelConfig
 from marketing_ml.training.families import FAMILIES, FitOptions
 from marketing_ml.uplift.dataset import ARM, HORIZONS, LABELS, UPLIFT_SET, UPLIFT_TABLE, plan_uplift, uplift_set_sql
 from marketing_ml.uplift.evaluation import decile_figure
@@ -41,14 +42,12 @@ class UpliftSetConfig(dg.Config):
     fit_to_history: bool = Field(default=True, description="Scale the windows down to fit a short history.")
 
 
-class UpliftModelConfig(dg.Config):
+class UpliftModelConfig(ModelConfig):
     family: str = Field(default="xgboost", description="The model family of the arm models.")
     capacity_share: float = Field(default=0.1, description="Share of a slice's contacts treated when policies "
                                   "are compared at equal capacity.")
     advisor_outreach_cost_usd: float = Field(default=60.0, description="Cost of one advisor outreach call.")
     retention_call_cost_usd: float = Field(default=35.0, description="Cost of one retention call with its offer.")
-    seed: int = Field(default=7, description="Seed of every random choice in fitting.")
-    threads: int = Field(default=2, description="Threads for XGBoost.")
 
     def costs(self) -> dict[str, float]:
         return {"advisor_outreach": self.advisor_outreach_cost_usd, "retention_call": self.retention_call_cost_usd}
@@ -155,11 +154,7 @@ def build_uplift_asset(learner: str) -> dg.AssetsDefinition:
 
 
 def _candidate(instance: dg.DagsterInstance, learner: str) -> UpliftCandidate:
-    event = instance.get_latest_materialization_event(dg.AssetKey(f"uplift_{learner}"))
-    metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    if "mlflow_model_uri" not in metadata:
-        raise dg.Failure(f"uplift_{learner} has no trained model yet: run the uplift step first "
-                         "(marketing-ml run --step uplift).")
+    metadata = logged_model_metadata(instance, dg.AssetKey(f"uplift_{learner}"), "uplift")
     selection = {k.removeprefix("selection."): v for k, v in metadata["selection_metrics"].value.items()}
     return UpliftCandidate(learner, metadata["mlflow_run_id"].value, metadata["mlflow_model_uri"].value, selection)
 

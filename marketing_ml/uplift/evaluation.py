@@ -31,13 +31,18 @@ def benefit_sign(outcome: str) -> float:
     return -1.0 if outcome == "churn" else 1.0
 
 
-def qini_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Q(k) for k = 1..N, contacts in descending score order (ties in input order)."""
+def _cumulative_arms(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Over the top k contacts by score (descending, ties in input order), k = 1..N: the treated and
+    control counts and their outcome sums (N_t, N_c, B_t, B_c)."""
     order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
     y, t = np.asarray(y, dtype=float)[order], np.asarray(treated, dtype=bool)[order]
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    b_t, b_c = np.cumsum(y * t), np.cumsum(y * ~t)
-    return b_t - np.divide(b_c * n_t, n_c, out=np.zeros(len(y)), where=n_c > 0)
+    return np.cumsum(t), np.cumsum(~t), np.cumsum(y * t), np.cumsum(y * ~t)
+
+
+def qini_curve(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Q(k) for k = 1..N, contacts in descending score order (ties in input order)."""
+    n_t, n_c, b_t, b_c = _cumulative_arms(y, treated, score)
+    return b_t - np.divide(b_c * n_t, n_c, out=np.zeros(len(n_t)), where=n_c > 0)
 
 
 def qini_coefficient(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
@@ -51,13 +56,11 @@ def qini_coefficient(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> f
 
 
 def auuc(y: np.ndarray, treated: np.ndarray, score: np.ndarray) -> float:
-    order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
-    y, t = np.asarray(y, dtype=float)[order], np.asarray(treated, dtype=bool)[order]
-    n_t, n_c = np.cumsum(t), np.cumsum(~t)
-    rate_t = np.divide(np.cumsum(y * t), n_t, out=np.zeros(len(y)), where=n_t > 0)
-    rate_c = np.divide(np.cumsum(y * ~t), n_c, out=np.zeros(len(y)), where=n_c > 0)
-    k = np.arange(1, len(y) + 1)
-    return float(np.mean((rate_t - rate_c) * k) / max(len(y), 1))
+    n_t, n_c, b_t, b_c = _cumulative_arms(y, treated, score)
+    rate_t = np.divide(b_t, n_t, out=np.zeros(len(n_t)), where=n_t > 0)
+    rate_c = np.divide(b_c, n_c, out=np.zeros(len(n_c)), where=n_c > 0)
+    k = np.arange(1, len(n_t) + 1)
+    return float(np.mean((rate_t - rate_c) * k) / max(len(n_t), 1))
 
 
 def uplift_by_decile(y: np.ndarray, treated: np.ndarray, score: np.ndarray,
