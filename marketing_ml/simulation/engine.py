@@ -9,7 +9,7 @@ The world advances one day at a time for every client block:
    weekday and (optionally) a regime shift;
 3. a random 1.5% of active clients get a random next-best-action (a logged experiment) and respond with
    their true probability; a response is itself an event;
-4. a random share of the clients out of their contact cool-down enter the intervention experiment, each
+4. a random share of the clients out of their contact cool-down (and not opted out of contact) enter the intervention experiment, each
    arm (no contact, advisor outreach, retention call) equally likely; a contact shifts the client's
    hazards for its window by the client's true effect (`effects.py`);
 5. outcomes are drawn from the hazards: churned clients stop producing events, converted clients cannot
@@ -245,14 +245,15 @@ class _BlockSimulator:
         return p_conversion, _sigmoid(churn_logit)
 
     def _assign_interventions(self, day: int, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Today's randomised assignments (rows, arm per client): only clients not yet converted and out
-        of the cool-down since their last assignment, so no two contacts' windows overlap and each
+        """Today's randomised assignments (rows, arm per client): only clients not yet converted, not
+        opted out of contact, and out of the cool-down since their last assignment, so no two contacts' windows overlap and each
         contact's effect is the stored true effect."""
         cfg, state = self.config, self.state
         rng = block_rng(cfg, STREAM_INTERVENTIONS, day, self.block)
         n = len(active)
         u, arm = rng.random(n), rng.integers(0, len(ARMS), n)
-        eligible = active & ~state.converted & (day - state.last_assigned > cfg.contact_cooldown_days)
+        eligible = (active & ~state.converted & ~self.pop.contact_opt_out
+                    & (day - state.last_assigned > cfg.contact_cooldown_days))
         assigned = np.flatnonzero(eligible & (u < cfg.intervention_rate))
         state.last_assigned[assigned] = day
         for k in range(len(INTERVENTIONS)):

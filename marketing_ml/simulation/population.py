@@ -34,6 +34,9 @@ CLIENTS_PER_EMPLOYER = 250
 # Random-stream ids: each purpose draws from its own stream so adding a draw to one never shifts another.
 STREAM_POPULATION = 0
 STREAM_NAMES = 1
+STREAM_OPT_OUT = 7  # after the engine's streams (2-6)
+# Share of clients who have asked not to be contacted proactively (calls, campaigns).
+OPT_OUT_SHARE = 0.04
 
 
 def block_rng(config: SimulationConfig, *key: int) -> np.random.Generator:
@@ -66,6 +69,7 @@ class Population:
     tier_idx: np.ndarray
     advisor_id: np.ndarray
     target_retirement_age: np.ndarray
+    contact_opt_out: np.ndarray  # bool: never contacted proactively, by the experiment or the platform
     # latent traits: what the simulator knows and the platform must infer from behaviour
     engagement: np.ndarray  # overall activity multiplier
     digital_affinity: np.ndarray  # 0..1, drives mobile and web vs. phone and branch
@@ -217,6 +221,8 @@ def generate_block(config: SimulationConfig, block: int) -> Population:
         tier_idx=tier_idx,
         advisor_id=advisor_id,
         target_retirement_age=target_retirement_age,
+        # its own stream, so the flag shifts no other draw
+        contact_opt_out=block_rng(config, STREAM_OPT_OUT, block).random(n) < OPT_OUT_SHARE,
         engagement=engagement,
         digital_affinity=digital_affinity,
         email_responsiveness=email_responsiveness,
@@ -335,6 +341,7 @@ def client_profiles(config: SimulationConfig, pop: Population) -> pd.DataFrame:
             "service_tier": categorical(SERVICE_TIERS, pop.tier_idx),
             "assigned_advisor_id": pop.advisor_id,
             "target_retirement_age": pop.target_retirement_age.astype(np.int16),
+            "contact_opt_out": pop.contact_opt_out,
         }
     )
 
