@@ -225,16 +225,18 @@ def streaming_table() -> str:
 
 def business_table() -> str:
     business = load("business.json")
-    labels = {"conversion": "conversion: advisor queue", "churn": "churn: retention calls", "next_best_action": "next best action: every client"}
+    labels = {"advisor_queue": "advisor queue (conversions caused)", "retention_list": "retention list (churns prevented)",
+              "campaign_targets": "campaign targets (responses caused)"}
     rows = []
-    for use_case, by_policy in business["mean_per_day"].items():
-        for policy in ("model", "random", "oracle"):
+    for use_case, by_policy in business["over_days"].items():
+        present = [p for p in ("random", "value_only", "propensity", "uplift", "oracle") if p in by_policy]
+        for k, policy in enumerate(present):
             r = by_policy[policy]
-            revenue = "-" if r["annual_revenue_usd"] is None else f"${r['annual_revenue_usd']:,.0f}"
-            rows.append([labels[use_case] if policy == "model" else "", policy, f"{r['contacts']:,.0f}", f"{r['expected_outcomes']:,.1f}",
-                         revenue, f"{r['lift_vs_random_pct']:,.0f}%", f"{r['captured_pct']:.1f}%"])
-    return _table(["use case", "policy", "contacts / day", "expected outcomes / day", "annual revenue of a day's targeting",
-                   "lift vs random", "share of the oracle's gain"], rows)
+            rows.append([labels[use_case] if k == 0 else "", policy.replace("_", " "), f"{r['contacts']:,.0f}",
+                         f"${r['cost_usd']:,.0f}", f"{r['incremental_outcomes']:,.1f}",
+                         f"${r['incremental_revenue_usd']:,.0f}", f"{r['roi']:,.2f}", f"{r['share_of_oracle_outcomes']:.1%}"])
+    return _table(["list", "policy", "contacts", "cost", "incremental outcomes", "incremental annual revenue",
+                   "ROI", "share of the oracle's outcomes"], rows)
 
 
 def uplift_table() -> str:

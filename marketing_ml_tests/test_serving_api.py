@@ -296,9 +296,9 @@ def test_advisor_queue_is_503_until_its_table_exists_then_served_ranked_without_
         "expected_value": [9.0, 8.0, 50.0, 70.0, 60.0, 30.0, 20.0],
         "p_conversion": [0.1, 0.1, 0.5, 0.7, 0.6, 0.3, 0.2],
         "investable_assets": [1e6] * 7,
-        "conversion_reason_1": ["a", "b", "calculator_use_30d", "balance_401k", "logins_30d", "", "x"],
-        "conversion_reason_2": ["", "", "logins_30d", "", "", "", None],
-        "conversion_reason_3": [""] * 7,
+        "reason_1": ["a", "b", "calculator_use_30d", "balance_401k", "logins_30d", "", "x"],
+        "reason_2": ["", "", "logins_30d", "", "", "", None],
+        "reason_3": [""] * 7,
     })
     with private_world.warehouse.connect() as conn:
         conn.execute("create schema if not exists scoring")

@@ -190,8 +190,8 @@ def fuzzed_url(serving_world, tmp_path_factory) -> Iterator[str]:
     world = copy_world(serving_world, tmp_path_factory.mktemp("fuzz") / "world")
     queue = pd.DataFrame({"as_of_date": [dt.date(2025, 3, 2)] * 3, "advisor_id": [1, 1, 2], "rank": [1, 2, 1],
                           "client_id": [3, 4, 5], "expected_value": [10.0, 5.0, 7.0], "p_conversion": [0.2, 0.1, 0.3],
-                          "conversion_reason_1": ["logins_30d", "", "calculator_use_30d"],
-                          "conversion_reason_2": ["balance_401k", "", ""], "conversion_reason_3": ["", "", ""]})
+                          "reason_1": ["logins_30d", "", "calculator_use_30d"],
+                          "reason_2": ["balance_401k", "", ""], "reason_3": ["", "", ""]})
     with world.warehouse.connect() as conn:
         conn.execute("create schema if not exists scoring")
         conn.register("queue", queue)

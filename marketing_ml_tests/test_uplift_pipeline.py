@@ -1,8 +1,5 @@
-"""The uplift step on a simulated world, through Dagster, DuckDB and MLflow.
-
-The outcome models' 120-day test world holds no matured 90-day window after a warm-up, so this builds its
-own: 12,000 clients x 220 days (data, features and uplift steps), once per module.
-"""
+"""The uplift step on a simulated world (`uplift_world`: 12,000 clients x 220 days), through Dagster,
+DuckDB and MLflow."""
 
 from __future__ import annotations
 
@@ -11,30 +8,13 @@ import datetime as dt
 import dagster as dg
 import duckdb
 import numpy as np
-import pytest
 
 from marketing_ml.registry.store import CHAMPION, alias_version
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.settings import Settings
-from marketing_ml.simulation.config import SimulationConfig
 from marketing_ml.uplift.dataset import ARM, HORIZONS, LABELS, TRUTH_COLUMNS, UPLIFT_TABLE
-from marketing_ml.uplift.store import PRIMARY_OUTCOME, load_uplift_champion, registered_name
-from marketing_ml_tests.conftest import TEST_START, run_step
-
-DAYS = 220
-END = TEST_START + dt.timedelta(days=DAYS - 1)
-
-
-@pytest.fixture(scope="module")
-def uplift_world(tmp_path_factory):
-    settings = Settings(tmp_path_factory.mktemp("mm_uplift"), "duckdb", SimulationConfig(start_date=TEST_START, n_clients=12_000))
-    settings.dagster_home.mkdir()
-    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        for step in ("step_data", "step_features"):
-            run_step(settings, step, TEST_START, END, instance=instance)
-        uplift = run_step(settings, "step_uplift", TEST_START, END, instance=instance)
-    return settings, {e.check_name: e for e in uplift.get_asset_check_evaluations()}
-
+from marketing_ml.uplift.store import PRIMARY_OUTCOME, registered_name, uplift_champions
+from marketing_ml_tests.conftest import UPLIFT_END as END
 
 def _markdown_rows(text: str) -> dict[str, dict[str, str]]:
     """A Markdown table's rows by their first cell."""
@@ -83,9 +63,10 @@ def test_no_uplift_model_reads_ground_truth_or_labels(uplift_world):
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         frame = conn.execute(f"select * from {UPLIFT_TABLE} where split = 'test' order by intervention_id").fetchdf()
     forbidden = TRUTH_COLUMNS | set(LABELS.values()) | {ARM, "assignment_probability", "intervention_id", "split"}
-    for intervention in PRIMARY_OUTCOME:
-        models = load_uplift_champion(intervention, settings.mlflow_tracking_uri)
-        for model in models.values():
+    champions = uplift_champions(settings.mlflow_tracking_uri)
+    assert champions, "no uplift champion on this world: nothing to check"
+    for champion in champions.values():
+        for model in champion.models.values():
             assert model.feature_columns and not set(model.feature_columns) & forbidden
             before = model.predict_effects(frame)
             shuffled = frame.copy()

@@ -1,103 +1,291 @@
-"""The day's decisions as Dagster assets: thin wiring around `business` and `impact`.
+"""The day's decisions as Dagster assets: thin wiring around `day`, `business`, `reasons` and `impact`.
 
-Daily partitioned on `as_of_date` (schema `scoring`); each reads the day's predictions through the IO
-manager and writes whom to contact, with what, and what that is worth.
+Daily partitioned on `as_of_date` (schema `scoring`):
+- `uplift_scores`: the uplift champions' effect of each call on every active client;
+- `advisor_queue`, `retention_list`, `campaign_targets`: one step (a multi-asset), because a client gets
+  one contact a day across the three and each day's lists depend on who the earlier days' lists contacted;
+- `business_impact`: those lists against random, value-only, propensity and the oracle (true effects).
 """
 
+import datetime as dt
+
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from marketing_ml.decisions import business, impact
+from marketing_ml.decisions import business, contacts, impact, reasons
+from marketing_ml.decisions.day import EFFECT_COLUMNS, DayInputs, day_inputs, missing_champions, version_column
+from marketing_ml.features.catalog import FEATURE_MODEL
 from marketing_ml.metadata import markdown_table, preview
 from marketing_ml.partitions import daily_asset, partition_days
+from marketing_ml.registry.predictor import load_champion
+from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.scoring.context import with_client_context
-from marketing_ml.simulation.vocabulary import ACTION_NAMES
+from marketing_ml.scoring.batch import features_of_day
+from marketing_ml.simulation.effects import INTERVENTION_NAMES
+from marketing_ml.uplift.assets import CHAMPIONS as UPLIFT_CHAMPIONS
+from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion, uplift_champions
 
 GROUP = "scoring"
-SCHEMA = "scoring"
+SCHEMA = contacts.SCHEMA
 
 
 class BusinessConfig(dg.Config):
-    """The commercial assumptions behind every dollar figure; see `business.BusinessAssumptions`."""
+    """The commercial assumptions and contact rules; see `business.BusinessAssumptions`."""
 
     advisory_fee_rate: float = Field(default=0.0075, description="Annual advisory fee on assets under advice.")
     advisory_asset_share: float = Field(default=0.5, description="Share of investable assets a new advisory client brings.")
     plan_fee_rate: float = Field(default=0.004, description="Annual plan revenue on a retained 401(k) balance.")
-    churn_save_rate: float = Field(default=0.25, description="Share of contacted would-be leavers a retention call keeps.")
+    response_value_usd: float = Field(default=20.0, description="Value of one campaign response.")
+    advisor_outreach_cost_usd: float = Field(default=60.0, description="Cost of one advisor outreach call.")
+    retention_call_cost_usd: float = Field(default=35.0, description="Cost of one retention call with its offer.")
     advisor_daily_capacity: int = Field(default=8, description="Queue entries per advisor per day.")
     retention_daily_capacity: int = Field(default=200, description="Retention calls per day.")
-    campaign_daily_budget_usd: float = Field(default=2_000.0, description="Daily marketing budget for campaign targets.")
+    campaign_daily_budget_usd: float = Field(default=2_000.0, description="Daily budget of campaign targets.")
+    call_cooldown_days: int = Field(default=90, description="No call to a client called in the last N days "
+                                    "(logged outreach or retention calls, and the platform's earlier lists).")
+    campaign_cooldown_days: int = Field(default=14, description="No campaign to a client touched by one in the last N days.")
 
     def assumptions(self) -> business.BusinessAssumptions:
         return business.BusinessAssumptions(**self.model_dump())
 
 
+def on_day(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    return frame[pd.to_datetime(frame["as_of_date"]) == pd.Timestamp(day)]
+
+
+def _inputs_of_days(warehouse: WarehouseResource, days: list[dt.date], predictions: pd.DataFrame,
+                    uplift: pd.DataFrame, a: business.BusinessAssumptions):
+    """Each day's `DayInputs`, one day at a time: the caller sends back the day's lists, which count as
+    contacts for the run's later days (the lists being built, or the built ones read back), so a range in
+    one run and its days one at a time decide the same."""
+    clients = contacts.pool_of_days(warehouse, days[0], days[-1])
+    called: dict = {}
+    campaigned: dict = {}
+    for day in days:
+        calls, campaigns = contacts.logged_contacts(warehouse, a, day, days[0])
+        inputs = day_inputs(on_day(clients, day).drop(columns=["as_of_date"]), on_day(predictions, day),
+                            on_day(uplift, day), contacts.days_since(calls, called, day),
+                            contacts.days_since(campaigns, campaigned, day), a)
+        lists = yield day, inputs
+        for name, rows in lists.items():
+            target = campaigned if name == "campaign_targets" else called
+            target.update(dict.fromkeys(rows["client_id"].tolist(), day))
+
+
 def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
-        ins={"daily_predictions": dg.AssetIn(), "prediction_explanations": dg.AssetIn()},
         **daily_asset(
-            "advisor_queue", GROUP, SCHEMA,
-            "Each advisor's morning list: not-yet-converted clients ranked by expected advisory revenue "
-            "(P(conversion) x annual fee on the assets they would bring), capped per advisor, with reasons.",
-            partitions,
+            "uplift_scores", GROUP, SCHEMA,
+            "One row per active client: the uplift champions' predicted effect of an advisor's outreach on "
+            "P(conversion) and of a retention call on P(churn) within their horizons (empty where an "
+            "intervention has no champion), with the versions that produced them.",
+            partitions, deps=[dg.AssetKey(FEATURE_MODEL), dg.AssetKey(UPLIFT_CHAMPIONS)],
+            kinds=("python", "mlflow", "duckdb"),
         ),
     )
-    def advisor_queue(
-        context: dg.AssetExecutionContext, config: BusinessConfig, warehouse: WarehouseResource,
-        daily_predictions: pd.DataFrame, prediction_explanations: pd.DataFrame,
-    ) -> pd.DataFrame:
-        scored = with_client_context(warehouse, daily_predictions, partition_days(context))
-        queue = business.advisor_queues(scored, prediction_explanations, config.assumptions())
-        context.add_output_metadata(
-            {"advisors": int(queue["advisor_id"].nunique()), "expected_value_usd": float(queue["expected_value"].sum()),
-             "preview": preview(queue)}
-        )
-        return queue
-
-    @dg.asset(
-        ins={"daily_predictions": dg.AssetIn()},
-        **daily_asset(
-            "campaign_targets", GROUP, SCHEMA,
-            "One row per client to contact today: the action with the best expected incremental response "
-            "over no contact, chosen by response per dollar until the daily budget is spent.",
-            partitions,
-        ),
-    )
-    def campaign_targets(context: dg.AssetExecutionContext, config: BusinessConfig, daily_predictions: pd.DataFrame) -> pd.DataFrame:
-        targets = business.campaign_plans(daily_predictions, ACTION_NAMES, config.assumptions())
+    def uplift_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource) -> pd.DataFrame:
+        champions = uplift_champions(mlflow.tracking_uri)
+        for intervention in INTERVENTION_NAMES:
+            context.log.info(f"{intervention}: " + (f"uplift champion v{champions[intervention].version}"
+                                                    if intervention in champions else "no uplift champion"))
+        days = []
+        for day in partition_days(context):
+            features = features_of_day(warehouse, day)
+            days.append(score_uplift(features, champions))
+            context.log.info(f"{day}: uplift scored {len(features):,} clients")
+        scores = pd.concat(days, ignore_index=True)
         context.add_output_metadata({
-            "per action": dg.MetadataValue.md(markdown_table(business.campaign_summary(targets))), "preview": preview(targets),
+            "model_versions": dg.MetadataValue.json({i: c.version for i, c in champions.items()}),
+            **{f"mean_{c}": float(scores[c].mean()) for c in EFFECT_COLUMNS.values() if scores[c].notna().any()},
+            "preview": preview(scores),
         })
-        return targets
+        return scores
+
+    outs = {
+        "advisor_queue": (
+            "Each advisor's morning list: at most `advisor_daily_capacity` clients by expected incremental "
+            "annual advisory revenue of a call (uplift on conversion x revenue) minus its cost, only where "
+            "positive; reasons are the features that make the call more effective for the client. Falls back "
+            "to P(conversion) x revenue, said so in `ranked_by`, while there is no uplift champion."),
+        "retention_list": (
+            "The `retention_daily_capacity` clients with the largest expected saved plan revenue of a "
+            "retention call (uplift on churn x 401(k) balance x plan fee); never a client the call is "
+            "expected to push out; reasons as for the advisor queue."),
+        "campaign_targets": (
+            "One action per client (or none): the one with the largest expected incremental response value "
+            "minus its cost (the next-best-action champion's uplift over no contact), by net value per dollar "
+            "within the daily budget."),
+    }
+
+    @dg.multi_asset(
+        outs={name: dg.AssetOut(description=text, metadata={"schema": SCHEMA, "partition_expr": "as_of_date"},
+                                kinds={"python", "duckdb"}) for name, text in outs.items()},
+        ins={"daily_predictions": dg.AssetIn(), "uplift_scores": dg.AssetIn()},
+        name="contact_lists", group_name=GROUP, partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description="The day's three contact lists, one contact per client across them (priority: advisor "
+                    "queue, retention list, campaigns), under the contact rules.",
+    )
+    def contact_lists(context: dg.AssetExecutionContext, config: BusinessConfig, warehouse: WarehouseResource,
+                      mlflow: MLflowResource, daily_predictions: pd.DataFrame, uplift_scores: pd.DataFrame):
+        a = config.assumptions()
+        champions = uplift_champions(mlflow.tracking_uri)
+        days = partition_days(context)
+        built: dict[str, list[pd.DataFrame]] = {name: [] for name in outs}
+        steps = _inputs_of_days(warehouse, days, daily_predictions, uplift_scores, a)
+        day, inputs = next(steps)
+        notes = missing_champions(inputs)
+        for note in notes:
+            context.log.warning(note)
+        while True:
+            lists = lists_of_day(inputs, champions, features_of_day(warehouse, day), a)
+            for name, rows in lists.items():
+                built[name].append(rows.assign(as_of_date=pd.Timestamp(day)))
+            context.log.info(f"{day}: " + ", ".join(f"{len(rows):,} {name.replace('_', ' ')}" for name, rows in lists.items()))
+            try:
+                day, inputs = steps.send(lists)
+            except StopIteration:
+                break
+        for name in outs:
+            frame = pd.concat(built[name], ignore_index=True)
+            yield dg.Output(frame, output_name=name, metadata={
+                "rows": len(frame), "ranked_by": str(frame["ranked_by"].iloc[0]) if len(frame) else "",
+                **({"per action": dg.MetadataValue.md(markdown_table(business.campaign_summary(frame)))}
+                   if name == "campaign_targets" else {}),
+                **({"fallback": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))} if notes else {}),
+                "preview": preview(frame),
+            })
 
     @dg.asset(
-        ins={"daily_predictions": dg.AssetIn()},
+        ins={name: dg.AssetIn() for name in ("daily_predictions", "uplift_scores", *outs)},
         **daily_asset(
             "business_impact", GROUP, SCHEMA,
-            "One row per use case x policy of the day: expected conversions, churn saves and responses when "
-            "targeting with the models, at random and with the simulator's truth (oracle) at the same "
-            "capacity, with lift, captured share and revenue under the stated assumptions.",
-            partitions,
+            "One row per list x policy of the day: the platform's lists (uplift) against random, value-only, "
+            "propensity and the oracle at the same capacity in the same pool: contacts, cost, incremental "
+            "outcomes and revenue from the simulator's true effects, ROI and the share of the oracle's gain.",
+            partitions, deps=["true_daily_hazards", "true_client_traits"],
         ),
     )
-    def business_impact(
-        context: dg.AssetExecutionContext, config: BusinessConfig, warehouse: WarehouseResource, daily_predictions: pd.DataFrame
-    ) -> pd.DataFrame:
+    def business_impact(context: dg.AssetExecutionContext, config: BusinessConfig, warehouse: WarehouseResource,
+                        mlflow: MLflowResource, daily_predictions: pd.DataFrame, uplift_scores: pd.DataFrame,
+                        advisor_queue: pd.DataFrame, retention_list: pd.DataFrame,
+                        campaign_targets: pd.DataFrame) -> pd.DataFrame:
         a = config.assumptions()
         days = partition_days(context)
-        scored = with_client_context(warehouse, daily_predictions, days)
-        table = impact.business_impact(scored, impact.true_probabilities(warehouse, days), a)
-        latest = table[table["as_of_date"] == table["as_of_date"].max()]
-        context.add_output_metadata(
-            {
-                "impact (latest day)": dg.MetadataValue.md(markdown_table(latest.drop(columns=["as_of_date"]))),
-                "assumptions": dg.MetadataValue.md(markdown_table(a.as_table())),
-                "plot": dg.MetadataValue.md(impact.impact_plot(latest)),
-                **impact.headline_figures(latest),
-            }
-        )
+        horizons = champion_horizons(mlflow.tracking_uri)
+        truth = truth_of_days(warehouse, days[0], days[-1])
+        listed = {"advisor_queue": advisor_queue, "retention_list": retention_list, "campaign_targets": campaign_targets}
+        tables = []
+        steps = _inputs_of_days(warehouse, days, daily_predictions, uplift_scores, a)
+        day, inputs = next(steps)
+        while True:
+            lists = {n: on_day(f, day) for n, f in listed.items()}
+            tables.append(impact_of_lists(inputs, lists, on_day(truth, day), horizons, a)
+                          .assign(as_of_date=pd.Timestamp(day)))
+            try:
+                day, inputs = steps.send(lists)
+            except StopIteration:
+                break
+        table = pd.concat(tables, ignore_index=True)
+        latest = table[table["as_of_date"] == table["as_of_date"].max()].drop(columns=["as_of_date"])
+        summed = impact.over_days(table)
+        context.add_output_metadata({
+            "impact (latest day)": dg.MetadataValue.md(markdown_table(latest)),
+            f"impact ({len(days)} days, distinct contacts summed)": dg.MetadataValue.md(markdown_table(summed)),
+            "kpis (latest day)": dg.MetadataValue.json(impact.kpis(latest)),
+            "kpis (all days)": dg.MetadataValue.json(impact.kpis(summed)),
+            "horizons_days": dg.MetadataValue.json(horizons),
+            "assumptions": dg.MetadataValue.md(markdown_table(a.as_table())),
+            "plot": dg.MetadataValue.md(impact.impact_plot(latest)),
+        })
         return table
 
-    return [advisor_queue, campaign_targets, business_impact]
+    return [uplift_scores, contact_lists, business_impact]
+
+
+def score_uplift(features: pd.DataFrame, champions: dict[str, UpliftChampion]) -> pd.DataFrame:
+    """The effect each list acts on, for every row of `features` (NaN where the intervention has no champion)."""
+    out = features[["client_id", "as_of_date"]].reset_index(drop=True)
+    for use_case, column in EFFECT_COLUMNS.items():
+        intervention = business.LIST_INTERVENTION[use_case]
+        champion = champions.get(intervention)
+        out[column] = (champion.effect(features, PRIMARY_OUTCOME[intervention]).to_numpy(dtype=np.float64)
+                       if champion else np.nan)
+        out[version_column(intervention)] = champion.version if champion else None
+    return out
+
+
+def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], features: pd.DataFrame,
+                 a: business.BusinessAssumptions) -> dict[str, pd.DataFrame]:
+    """The day's three lists under the platform's policy, with reasons for the two call lists."""
+    plan = business.plan_day(inputs.pool, inputs.platform, a)
+    lists = business.list_frames(inputs.pool, inputs.platform, plan, a)
+    features = features.set_index("client_id")
+    for use_case in ("advisor_queue", "retention_list"):
+        rows = lists[use_case]
+        intervention = business.LIST_INTERVENTION[use_case]
+        champion = champions.get(intervention) if use_case in inputs.uplift_lists else None
+        if champion is None:
+            why = pd.DataFrame({f"reason_{k + 1}": [""] * len(rows) for k in range(reasons.REASONS)}, index=rows.index)
+        else:
+            outcome = PRIMARY_OUTCOME[intervention]
+            sign = 1.0 if outcome == "conversion" else -1.0  # a fall in churn is the benefit
+            model = champion.models[outcome]
+            listed = features.loc[rows["client_id"]].reset_index().set_index(rows.index)
+            why = reasons.effect_reasons(lambda f: sign * champion.effect(f, outcome).to_numpy(), listed,
+                                         reasons.typical_values(features, model.spec.numeric, model.spec.categorical))
+        lists[use_case] = pd.concat([rows, why], axis=1).assign(ranked_by=inputs.ranked_by(use_case))
+    lists["advisor_queue"]["expected_conversion_uplift"] = lists["advisor_queue"][EFFECT_COLUMNS["advisor_queue"]]
+    lists["retention_list"]["expected_churn_reduction"] = -lists["retention_list"][EFFECT_COLUMNS["retention_list"]]
+    lists["campaign_targets"] = lists["campaign_targets"].assign(ranked_by=inputs.ranked_by("campaign_targets"))
+    return {name: frame[LIST_COLUMNS[name]] for name, frame in lists.items()}
+
+
+LIST_COLUMNS = {
+    "advisor_queue": ["advisor_id", "rank", "client_id", "expected_value", "expected_conversion_uplift", "p_conversion",
+                      "investable_assets", "cost_usd", "ranked_by", "reason_1", "reason_2", "reason_3"],
+    "retention_list": ["rank", "client_id", "advisor_id", "expected_saved_revenue_usd", "expected_churn_reduction",
+                       "p_churn", "balance_401k", "cost_usd", "ranked_by", "reason_1", "reason_2", "reason_3"],
+    "campaign_targets": ["client_id", "action", "expected_net_value_usd", "cost_usd", "cumulative_cost_usd", "ranked_by"],
+}
+
+
+def truth_of_days(warehouse: WarehouseResource, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """The simulator's truth for the days (evaluation only): uncontacted hazards, effects, response probabilities."""
+    shifts = ", ".join(f"t.{c}" for c in impact.TRUTH_TRAIT_COLUMNS)
+    return warehouse.query(
+        f"""select h.client_id, h.as_of_date, h.p_conversion_daily_uncontacted, h.p_churn_daily_uncontacted, {shifts}
+            from ground_truth.true_daily_hazards h join ground_truth.true_client_traits t using (client_id)
+            where h.as_of_date between ? and ?""",
+        [first, last],
+    )
+
+
+def champion_horizons(tracking_uri: str) -> dict[str, int]:
+    """Each outcome's horizon: the uplift champion's where there is one, else the outcome champion's."""
+    champions = uplift_champions(tracking_uri)
+    horizons = {}
+    for intervention, outcome in PRIMARY_OUTCOME.items():
+        champion = champions.get(intervention)
+        horizons[outcome] = (champion.models[outcome].horizon_days if champion
+                             else load_champion(outcome, tracking_uri).predictor.horizon_days)
+    return horizons
+
+
+def impact_of_lists(inputs: DayInputs, lists: dict[str, pd.DataFrame], truth: pd.DataFrame, horizons: dict[str, int],
+                    a: business.BusinessAssumptions) -> pd.DataFrame:
+    """One day's impact table: the platform's lists define the pools, every policy is judged in them."""
+    pool = inputs.pool
+    truth = pool[["client_id"]].merge(truth, on="client_id", how="left", validate="one_to_one")
+    position = pd.Series(np.arange(len(pool)), index=pool["client_id"])
+    plan = business.DayPlan(
+        position.loc[lists["advisor_queue"]["client_id"]].to_numpy(),
+        position.loc[lists["retention_list"]["client_id"]].to_numpy(),
+        position.loc[lists["campaign_targets"]["client_id"]].to_numpy(),
+        np.zeros(len(lists["campaign_targets"]), dtype=int),
+    )
+    policies = {**inputs.baselines, "uplift": inputs.platform}
+    return impact.impact_of_day(pool, impact.true_gains(truth, horizons), policies, business.use_case_pools(pool, plan),
+                                a, inputs.uplift_lists + ("campaign_targets",))

@@ -1,4 +1,4 @@
-"""The decisions domain: the advisor queue, campaign targets and their business impact."""
+"""The decisions domain: uplift scores, the advisor queue, retention list and campaign targets, and their business impact."""
 
 import dagster as dg
 

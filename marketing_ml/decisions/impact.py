@@ -1,97 +1,228 @@
-"""The business impact of a day's targeting: the models' choices against random and the oracle's at the
-same capacity, counted with the simulator's true probabilities (evaluation only)."""
+"""Business impact: what each way of deciding would *cause*, counted with the simulator's true effects.
+
+For each list and day, at the same capacity and in the same pool of eligible clients (the pool the
+platform's own list chose from), the policies:
+
+- `random`: the exact expectation of a uniform choice (per advisor for the queue; for campaigns a random
+  action per random client until the budget is spent, the last contact counted fractionally);
+- `value_only`: the most valuable clients, no model;
+- `propensity`: P(outcome) x value, from the outcome champions: who converts, leaves or responds anyway;
+- `uplift`: the platform's lists (uplift champions; the next-best-action champion's response uplift for
+  campaigns), absent for a list whose intervention has no uplift champion (said so);
+- `oracle`: the same selection rule on the true effects, the most any model could earn.
+
+For each: contacts, cost, incremental outcomes (conversions caused, churns prevented, responses caused:
+true effects of the chosen clients, in expectation), incremental annual revenue, net value, ROI
+((revenue - cost) / cost) and the share of the oracle's incremental outcomes. Evaluation only: this module
+reads the truth, and nothing it computes feeds a decision.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from marketing_ml.decisions import business
+from marketing_ml.decisions.business import (
+    CAMPAIGN_ACTIONS,
+    NO_CONTACT,
+    BusinessAssumptions,
+    Policy,
+    advisory_revenue,
+    plan_revenue,
+    select_campaign,
+    select_per_advisor,
+    select_top,
+    uplift_scores_policy,
+)
 from marketing_ml.metadata import figure_markdown
-from marketing_ml.registry.evaluation import oracle_horizon_probability, policy_evaluation
-from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.simulation.vocabulary import ACTION_NAMES
+from marketing_ml.simulation.effects import INTERVENTIONS, shift_column, true_effect
+
+POLICIES = ("random", "value_only", "propensity", "uplift", "oracle")
+OUTCOME_OF = {"advisor_queue": "conversions caused", "retention_list": "churns prevented",
+              "campaign_targets": "responses caused"}
+_WINDOW = {i.name: i.window_days for i in INTERVENTIONS}
+# what `true_gains` reads from `ground_truth.true_client_traits`, beside the day's uncontacted hazards
+TRUTH_TRAIT_COLUMNS = (shift_column("advisor_outreach", "conversion"), shift_column("retention_call", "churn"),
+                       *(f"p_response_{x}" for x in (*CAMPAIGN_ACTIONS, NO_CONTACT)))
 
 
-def true_probabilities(warehouse: WarehouseResource, days: list[dt.date]) -> pd.DataFrame:
-    """The simulator's truth for the days (evaluation only): daily hazards and action response probabilities."""
-    actions = ", ".join(f"t.p_response_{a}" for a in ACTION_NAMES)
-    return warehouse.query(
-        f"""select h.client_id, h.as_of_date, h.p_conversion_daily, h.p_churn_daily, {actions}
-            from ground_truth.true_daily_hazards h join ground_truth.true_client_traits t using (client_id)
-            where h.as_of_date between ? and ?""",
-        [min(days), max(days)],
-    )
+@dataclass(frozen=True)
+class TrueGains:
+    """Per pool row, what a contact would truly cause, and the outcome without it (expectations)."""
+
+    advisor: np.ndarray  # change of P(convert within the conversion horizon) if an advisor calls
+    advisor_baseline: np.ndarray  # P(convert within the horizon) without a call
+    retention: np.ndarray  # fall of P(churn within the churn horizon) if a retention call is made
+    retention_baseline: np.ndarray
+    campaign: np.ndarray  # (rows, CAMPAIGN_ACTIONS): change of P(respond) over no contact
+    campaign_baseline: np.ndarray  # P(respond) without contact
 
 
-def impact_of_day(day, rows: pd.DataFrame, a: business.BusinessAssumptions) -> pd.DataFrame:
-    """Model vs random vs oracle for the three use cases on one day's clients."""
-    eligible = rows[rows["p_conversion"].notna()]
-    conversion = business.targeting_comparison(
-        eligible["p_conversion"].to_numpy(),
-        oracle_horizon_probability(eligible["p_conversion_daily"], a.conversion_horizon_days),
-        business.advisory_revenue(eligible["investable_assets"], a),
-        k=a.advisor_daily_capacity * max(int(rows["advisor_id"].nunique()), 1),
-    )
-    p_churn_true = oracle_horizon_probability(rows["p_churn_daily"], a.churn_horizon_days)
-    churn = business.targeting_comparison(
-        rows["p_churn"].to_numpy(), p_churn_true,
-        # a save keeps the balance's plan revenue for a year; value per contacted leaver
-        a.churn_save_rate * rows["investable_assets"].to_numpy() * a.plan_fee_rate, k=a.retention_daily_capacity,
-    )
-    truth = rows[[f"p_response_{x}" for x in ACTION_NAMES]].to_numpy()
-    recommended = pd.Categorical(rows["recommended_action"], categories=ACTION_NAMES).codes
-    policy = policy_evaluation(recommended, truth, ACTION_NAMES, baseline_action=ACTION_NAMES.index("no_contact"))
-    n = len(rows)
-    nba = {
-        name: {"contacts": float(n), "expected_outcomes": float(policy[key] * n), "expected_value": float(policy[key] * n)}
-        for name, key in (("model", "policy_value"), ("random", "policy_value_random"), ("oracle", "policy_value_oracle"))
-    }
-    table = business.impact_table({"conversion": conversion, "churn": churn, "next_best_action": nba})
-    # churn outcomes are expected leavers reached; saves are the share a retention call keeps
-    is_churn = table["use_case"] == "churn"
-    table.loc[is_churn, "expected_outcomes"] *= a.churn_save_rate
-    table["annual_revenue_usd"] = np.where(table["use_case"] == "next_best_action", np.nan, table["expected_value"])
-    return table.assign(as_of_date=day).drop(columns=["expected_value"])
+def true_gains(truth: pd.DataFrame, horizons: Mapping[str, int]) -> TrueGains:
+    """From the truth columns of the pool's rows: the uncontacted daily hazards of the day, the client's
+    hazard shifts and true response probabilities; `horizons` by outcome come from the champions."""
+    def effect(outcome: str, intervention: str) -> np.ndarray:
+        return true_effect(truth[f"p_{outcome}_daily_uncontacted"].to_numpy(),
+                           truth[shift_column(intervention, outcome)].to_numpy(), outcome,
+                           _WINDOW[intervention], horizons[outcome])
+
+    def baseline(outcome: str) -> np.ndarray:
+        h = np.clip(truth[f"p_{outcome}_daily_uncontacted"].to_numpy(dtype=np.float64), 0, 1)
+        return 1.0 - np.power(1.0 - h, horizons[outcome])
+
+    response = truth[[f"p_response_{x}" for x in CAMPAIGN_ACTIONS]].to_numpy(dtype=np.float64)
+    none = truth[f"p_response_{NO_CONTACT}"].to_numpy(dtype=np.float64)
+    return TrueGains(effect("conversion", "advisor_outreach"), baseline("conversion"),
+                     -effect("churn", "retention_call"), baseline("churn"), response - none[:, None], none)
 
 
-def business_impact(scored: pd.DataFrame, truth: pd.DataFrame, a: business.BusinessAssumptions) -> pd.DataFrame:
-    """`impact_of_day` for every day of `scored` (predictions with their client context), against `truth`
-    (`true_probabilities` of the same days)."""
-    tables = [impact_of_day(day, rows.merge(truth, on=["client_id", "as_of_date"]), a) for day, rows in scored.groupby("as_of_date")]
-    return pd.concat(tables, ignore_index=True)
+def oracle_policy(pool: pd.DataFrame, gains: TrueGains, a: BusinessAssumptions) -> Policy:
+    return uplift_scores_policy("oracle", pool, gains.advisor, -gains.retention, gains.campaign, a)
 
 
-def headline_figures(latest: pd.DataFrame) -> dict[str, float]:
-    """The demo's headline numbers, computed: lift over random and incremental revenue of one day's targeting."""
-    by = latest.set_index(["use_case", "policy"])
-    out = {}
-    for use_case in ("conversion", "churn", "next_best_action"):
-        out[f"{use_case}_lift_vs_random_pct"] = float(by.loc[(use_case, "model"), "lift_vs_random_pct"])
-    incremental = sum(
-        by.loc[(u, "model"), "annual_revenue_usd"] - by.loc[(u, "random"), "annual_revenue_usd"] for u in ("conversion", "churn")
-    )
-    out["incremental_annual_revenue_usd_per_day_of_targeting"] = float(incremental)
-    # a month of daily targeting at this day's rate: a projection, labelled as such
-    out["incremental_annual_revenue_usd_30_days_projection"] = float(incremental * 30)
-    return out
+def _row(use_case: str, policy: str, contacts: float, cost: float, outcomes: float, baseline: float,
+         revenue: float) -> dict:
+    return {"use_case": use_case, "policy": policy, "contacts": float(contacts), "cost_usd": float(cost),
+            "incremental_outcomes": float(outcomes), "baseline_outcomes": float(baseline),
+            "incremental_revenue_usd": float(revenue)}
 
 
-def impact_plot(latest: pd.DataFrame) -> str:
+def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.ndarray], a: BusinessAssumptions) -> list[dict]:
+    rows = []
+    value = advisory_revenue(pool["investable_assets"], a)
+    ok = pools["advisor_queue"]
+    # per advisor: k = min(capacity, clients), each client equally likely, so E = k x the advisor's mean
+    by = pd.DataFrame({"advisor": pool["advisor_id"].to_numpy()[ok], "gain": gains.advisor[ok],
+                       "base": gains.advisor_baseline[ok], "revenue": (gains.advisor * value)[ok]})
+    means = by.groupby("advisor").agg(n=("gain", "size"), gain=("gain", "mean"), base=("base", "mean"),
+                                      revenue=("revenue", "mean"))
+    k = np.minimum(means["n"], a.advisor_daily_capacity)
+    rows.append(_row("advisor_queue", "random", k.sum(), k.sum() * a.advisor_outreach_cost_usd,
+                     (k * means["gain"]).sum(), (k * means["base"]).sum(), (k * means["revenue"]).sum()))
+    ok = pools["retention_list"]
+    k = min(int(ok.sum()), a.retention_daily_capacity)
+    saved = (gains.retention * plan_revenue(pool["balance_401k"], a))[ok]
+    mean = (lambda x: float(x.mean()) if len(x) else 0.0)
+    rows.append(_row("retention_list", "random", k, k * a.retention_call_cost_usd, k * mean(gains.retention[ok]),
+                     k * mean(gains.retention_baseline[ok]), k * mean(saved)))
+    ok = pools["campaign_targets"]
+    mean_cost = float(a.action_costs.mean())
+    k = min(float(ok.sum()), a.campaign_daily_budget_usd / mean_cost)
+    responses = k * mean(gains.campaign[ok])
+    rows.append(_row("campaign_targets", "random", k, k * mean_cost, responses, k * mean(gains.campaign_baseline[ok]),
+                     responses * a.response_value_usd))
+    return rows
+
+
+def _policy_rows(pool: pd.DataFrame, gains: TrueGains, policy: Policy, pools: Mapping[str, np.ndarray],
+                 a: BusinessAssumptions, use_cases: tuple[str, ...]) -> list[dict]:
+    rows = []
+    if "advisor_queue" in use_cases:
+        chosen = select_per_advisor(pool["advisor_id"].to_numpy(), policy.advisor, pools["advisor_queue"],
+                                    a.advisor_daily_capacity, policy.incremental["advisor_queue"])
+        value = advisory_revenue(pool["investable_assets"].to_numpy()[chosen], a)
+        rows.append(_row("advisor_queue", policy.name, len(chosen), len(chosen) * a.advisor_outreach_cost_usd,
+                         gains.advisor[chosen].sum(), gains.advisor_baseline[chosen].sum(),
+                         (gains.advisor[chosen] * value).sum()))
+    if "retention_list" in use_cases:
+        chosen = select_top(policy.retention, pools["retention_list"], a.retention_daily_capacity,
+                            policy.incremental["retention_list"])
+        value = plan_revenue(pool["balance_401k"].to_numpy()[chosen], a)
+        rows.append(_row("retention_list", policy.name, len(chosen), len(chosen) * a.retention_call_cost_usd,
+                         gains.retention[chosen].sum(), gains.retention_baseline[chosen].sum(),
+                         (gains.retention[chosen] * value).sum()))
+    if "campaign_targets" in use_cases:
+        chosen, action = select_campaign(policy.campaign, a.action_costs, pools["campaign_targets"],
+                                         a.campaign_daily_budget_usd, policy.incremental["campaign_targets"])
+        responses = gains.campaign[chosen, action].sum()
+        rows.append(_row("campaign_targets", policy.name, len(chosen), a.action_costs[action].sum(), responses,
+                         gains.campaign_baseline[chosen].sum(), responses * a.response_value_usd))
+    return rows
+
+
+def impact_of_day(pool: pd.DataFrame, gains: TrueGains, policies: Mapping[str, Policy], pools: Mapping[str, np.ndarray],
+                  a: BusinessAssumptions, uplift_lists: tuple[str, ...]) -> pd.DataFrame:
+    """Every policy in `policies` (value_only, propensity, uplift) plus random and the oracle on one day's
+    pool; the uplift policy only for `uplift_lists` (those with a champion)."""
+    rows = _random_rows(pool, gains, pools, a)
+    everything = tuple(pools)
+    for name, policy in policies.items():
+        rows += _policy_rows(pool, gains, policy, pools, a, uplift_lists if name == "uplift" else everything)
+    rows += _policy_rows(pool, gains, oracle_policy(pool, gains, a), pools, a, everything)
+    return with_ratios(pd.DataFrame(rows))
+
+
+def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Net value, ROI and the share of the oracle's incremental outcomes, from the summed columns (so a
+    multi-day table gets them from its sums, never by averaging days)."""
+    table = table.assign(net_value_usd=table["incremental_revenue_usd"] - table["cost_usd"])
+    table["roi"] = np.where(table["cost_usd"] > 0, table["net_value_usd"] / table["cost_usd"].where(table["cost_usd"] > 0), np.nan)
+    oracle = table[table["policy"] == "oracle"].set_index("use_case")["incremental_outcomes"]
+    table["share_of_oracle_outcomes"] = table["incremental_outcomes"] / table["use_case"].map(oracle)
+    return table
+
+
+SUMMED = ["contacts", "cost_usd", "incremental_outcomes", "baseline_outcomes", "incremental_revenue_usd"]
+
+
+def over_days(daily: pd.DataFrame) -> pd.DataFrame:
+    """A range of days: the sums of each day's distinct contacts (the contact rules keep a called client
+    out of later lists for the cool-down), ratios recomputed from the sums; never one day multiplied."""
+    summed = daily.groupby(["use_case", "policy"], sort=False)[SUMMED].sum().reset_index()
+    return with_ratios(summed)
+
+
+def kpis(table: pd.DataFrame) -> dict[str, float]:
+    """The demo's four KPIs, from one day's or a range's impact table (true expectations):
+
+    - conversion-rate lift: conversions among the uplift queue's clients with the call vs without it;
+    - churn reduction: churn among the retention list's clients with the call vs without it;
+    - campaign ROI of the uplift plan;
+    - advisor efficiency: incremental conversions per 100 advisor calls, uplift vs propensity queue.
+    Absent when the list has no uplift champion.
+    """
+    by = table.set_index(["use_case", "policy"])
+    out: dict[str, float] = {}
+
+    def has(use_case: str, policy: str = "uplift") -> bool:
+        return (use_case, policy) in by.index and by.loc[(use_case, policy), "contacts"] > 0
+
+    if has("advisor_queue"):
+        r = by.loc[("advisor_queue", "uplift")]
+        out["conversion_rate_lift_pct"] = 100 * r["incremental_outcomes"] / r["baseline_outcomes"]
+        for policy in ("uplift", "propensity"):
+            if has("advisor_queue", policy):
+                p = by.loc[("advisor_queue", policy)]
+                out[f"advisor_efficiency_{policy}"] = 100 * p["incremental_outcomes"] / p["contacts"]
+    if has("retention_list"):
+        r = by.loc[("retention_list", "uplift")]
+        out["churn_reduction_pct"] = 100 * r["incremental_outcomes"] / r["baseline_outcomes"]
+    if has("campaign_targets"):
+        out["campaign_roi"] = float(by.loc[("campaign_targets", "uplift"), "roi"])
+        if has("campaign_targets", "oracle"):
+            out["campaign_roi_share_of_oracle"] = out["campaign_roi"] / float(by.loc[("campaign_targets", "oracle"), "roi"])
+    return {k: float(v) for k, v in out.items()}
+
+
+def impact_plot(table: pd.DataFrame) -> str:
+    """Incremental outcomes per policy, one panel per list."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, use_case, label in zip(
-        axes, ("conversion", "churn", "next_best_action"), ("expected conversions", "expected churn saves", "expected responses")
-    ):
-        rows = latest[latest["use_case"] == use_case].set_index("policy").loc[["random", "model", "oracle"]]
-        ax.bar(rows.index, rows["expected_outcomes"], color=["#999999", "#4C72B0", "#55A868"])
+    colours = {"random": "#999999", "value_only": "#C4AD66", "propensity": "#DD8452", "uplift": "#4C72B0",
+               "oracle": "#55A868"}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, (use_case, label) in zip(axes, OUTCOME_OF.items()):
+        rows = table[table["use_case"] == use_case].set_index("policy")
+        rows = rows.loc[[p for p in POLICIES if p in rows.index]]
+        ax.bar(rows.index, rows["incremental_outcomes"], color=[colours[p] for p in rows.index])
         ax.set_title(use_case.replace("_", " "))
         ax.set_ylabel(label)
+        ax.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
-    return figure_markdown(fig, "model vs random vs oracle")
+    return figure_markdown(fig, "incremental outcomes by policy")

@@ -20,7 +20,7 @@ QUEUE_SCHEMA = "scoring"
 QUEUE_TABLE_NAME = "advisor_queue"
 QUEUE_TABLE = f"{QUEUE_SCHEMA}.{QUEUE_TABLE_NAME}"
 ENTRY_COLUMNS = ("advisor_id", "rank", "client_id", "expected_value", "p_conversion")
-REASON_COLUMNS = ("conversion_reason_1", "conversion_reason_2", "conversion_reason_3")  # feature names, "" if none
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")  # features that make the call more effective, "" if none
 QUEUE_COLUMNS = (*ENTRY_COLUMNS, *REASON_COLUMNS)
 DATE_COLUMN = "as_of_date"  # the queue's daily partition
 

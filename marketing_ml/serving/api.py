@@ -117,9 +117,10 @@ class ClientScores(BaseModel):
 class AdvisorQueueEntry(BaseModel):
     rank: int
     client_id: int
-    expected_value: float
+    expected_value: float = Field(description="Expected incremental annual advisory revenue of the call minus its "
+                                  "cost (USD); P(conversion) x revenue while no uplift model is promoted.")
     p_conversion: float
-    reasons: list[str]
+    reasons: list[str] = Field(description="Features that make the call more effective for this client than usual.")
 
 
 class AdvisorQueueResponse(BaseModel):
@@ -306,7 +307,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         return _client_scores(state, scored, request.client_id, None, None, descriptions)
 
     @v1.get("/advisor-queue", response_model=AdvisorQueueResponse,
-            summary="An advisor's queue for the latest day: clients ranked by expected value, with reasons")
+            summary="An advisor's queue for the latest day: clients ranked by the expected incremental value of a call")
     async def advisor_queue(advisor_id: Annotated[int, Query(description="The advisor's id.")],
                       limit: Annotated[int, Query(ge=1, le=MAX_QUEUE_LIMIT)] = 20):
         queue = runtime.queue

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from marketing_ml.simulation.effects import CONTROL, INTERVENTIONS, shift_column, true_effect

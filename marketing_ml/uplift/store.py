@@ -129,3 +129,27 @@ def load_uplift_champion(intervention: str, tracking_uri: str) -> dict[str, Upli
     with tracking(tracking_uri):
         model = mlflow.pyfunc.load_model(f"models:/{registered_name(intervention)}@{CHAMPION}")
     return model.unwrap_python_model().models
+
+
+@dataclass(frozen=True)
+class UpliftChampion:
+    intervention: str
+    version: str
+    models: dict[str, UpliftModel]  # by outcome
+
+    def effect(self, frame: pd.DataFrame, outcome: str) -> pd.Series:
+        """Predicted change of P(outcome within the model's horizon) if contacted."""
+        return self.models[outcome].predict_effects(frame)[self.intervention]
+
+
+def uplift_champions(tracking_uri: str) -> dict[str, UpliftChampion]:
+    """Every intervention's @champion that exists (the gate may have refused all so far), loaded once so
+    a whole run decides with the same versions."""
+    found = {}
+    with tracking(tracking_uri) as client:
+        for intervention in PRIMARY_OUTCOME:
+            version = alias_version(client, registered_name(intervention), CHAMPION)
+            if version is not None:
+                found[intervention] = UpliftChampion(
+                    intervention, str(version.version), load_uplift_champion(intervention, tracking_uri))
+    return found

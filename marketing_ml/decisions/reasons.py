@@ -1,0 +1,45 @@
+"""Why a client is in a list: the features that raise the *effect* of contacting them, not their propensity.
+
+An uplift model's effect is a difference of two models (T-learner) or a blend of effect regressions
+(X-learner), so no family's exact additive attribution applies to it. The reason is therefore measured
+on the effect itself, one feature at a time: the predicted effect for the client minus the effect with
+that feature set to the day's typical value (median; most frequent category). A positive difference means
+the client's value of the feature makes a call more effective than usual. It is not additive (features
+interact), which is why only the top three are named, and it costs one prediction of the listed clients
+per feature, stacked into a single call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+REASONS = 3
+
+
+def typical_values(frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> dict[str, object]:
+    """The reference each feature is replaced by: the day's median, or its most frequent category."""
+    typical: dict[str, object] = {c: frame[c].median() for c in numeric}
+    typical |= {c: frame[c].mode(dropna=True).iloc[0] if frame[c].notna().any() else None for c in categorical}
+    return typical
+
+
+def effect_reasons(effect: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFrame, typical: dict[str, object],
+                   top: int = REASONS) -> pd.DataFrame:
+    """`reason_1..top` per row of `rows`: the features whose own value raises `effect` most over the
+    typical value, "" where fewer raise it."""
+    names = list(typical)
+    if rows.empty:
+        return pd.DataFrame({f"reason_{k + 1}": pd.Series(dtype=object) for k in range(top)})
+    stacked = pd.concat([rows.assign(**{name: typical[name]}) for name in names], ignore_index=True)
+    for name in names:  # keep each column's dtype (a typical value may be a plain Python scalar)
+        stacked[name] = stacked[name].astype(rows[name].dtype)
+    actual = np.asarray(effect(rows), dtype=np.float64)
+    replaced = np.asarray(effect(stacked), dtype=np.float64).reshape(len(names), len(rows))
+    lift = actual[None, :] - replaced  # (features, rows)
+    order = np.argsort(-lift, axis=0, kind="stable")[:top]
+    labels = np.asarray(names, dtype=object)[order]
+    labels[np.take_along_axis(lift, order, axis=0) <= 0] = ""
+    return pd.DataFrame({f"reason_{k + 1}": labels[k] for k in range(min(top, len(names)))}, index=rows.index)
