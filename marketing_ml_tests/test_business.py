@@ -130,7 +130,9 @@ def test_the_oracle_captures_everything_and_random_is_its_exact_expectation():
     policies = {"value_only": value_policy(pool, A),
                 # an uplift model that knows the truth is the oracle
                 "uplift": uplift_scores_policy("uplift", pool, advisor, -retention, campaign, A)}
-    table = impact.impact_of_day(pool, truth, policies, pools, A, ("advisor_queue", "retention_list", "campaign_targets"))
+    capacity = impact.Capacity({10: 2, 20: 2}, A.retention_daily_capacity, A.campaign_daily_budget_usd)
+    table = impact.impact_of_day(pool, truth, policies, pools, capacity, A,
+                                 ("advisor_queue", "retention_list", "campaign_targets"))
     by = table.set_index(["use_case", "policy"])
     for use_case in ("advisor_queue", "retention_list", "campaign_targets"):
         assert by.loc[(use_case, "oracle"), "share_of_oracle_outcomes"] == pytest.approx(1.0)
@@ -147,6 +149,19 @@ def test_the_oracle_captures_everything_and_random_is_its_exact_expectation():
     assert row["incremental_revenue_usd"] == pytest.approx(advisor[plan.advisor].sum() * 5_000)
 
 
+def test_every_policy_gets_the_calls_the_platform_made_per_advisor():
+    pool = eligible(clients(8), NEVER, NEVER, A)
+    truth = gains(8, np.linspace(0.05, 0.01, 8), np.zeros(8))
+    pools = {"advisor_queue": np.ones(8, bool), "retention_list": np.ones(8, bool), "campaign_targets": np.ones(8, bool)}
+    # the platform called one client of advisor 10 and none of advisor 20
+    capacity = impact.Capacity({10: 1}, 0, 0.0)
+    table = impact.impact_of_day(pool, truth, {"value_only": value_policy(pool, A)}, pools, capacity, A, ())
+    by = table.set_index(["use_case", "policy"])
+    assert by.loc[("advisor_queue", "value_only"), "contacts"] == 1 and by.loc[("advisor_queue", "random"), "contacts"] == 1
+    assert by.loc[("advisor_queue", "random"), "incremental_outcomes"] == pytest.approx(truth.advisor[:4].mean())
+    assert by.loc[("retention_list", "value_only"), "contacts"] == 0
+
+
 def test_a_range_sums_distinct_contacts_and_never_multiplies_a_day():
     n = 8
     frame = clients(n)
@@ -161,7 +176,9 @@ def test_a_range_sums_distinct_contacts_and_never_multiplies_a_day():
         called = pool["client_id"].to_numpy()[np.r_[plan.advisor, plan.retention]]
         seen.extend(called.tolist())
         contacted.update(dict.fromkeys(called.tolist(), day))
-        tables.append(impact.impact_of_day(pool, day_truth, {}, use_case_pools(pool, plan), A, ()).assign(as_of_date=day))
+        capacity = impact.Capacity(pool["advisor_id"].iloc[plan.advisor].value_counts().to_dict(), len(plan.retention), 0.0)
+        tables.append(impact.impact_of_day(pool, day_truth, {}, use_case_pools(pool, plan), capacity, A, ())
+                      .assign(as_of_date=day))
     assert len(seen) == len(set(seen))  # a client called once in the cool-down
     daily = pd.concat(tables)
     summed = impact.over_days(daily).set_index(["use_case", "policy"])

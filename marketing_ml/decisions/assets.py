@@ -163,7 +163,7 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         **daily_asset(
             "business_impact", GROUP, SCHEMA,
             "One row per list x policy of the day: the platform's lists (uplift) against random, value-only, "
-            "propensity and the oracle at the same capacity in the same pool: contacts, cost, incremental "
+            "propensity and the oracle in the same pool with the same calls and spend: contacts, cost, incremental "
             "outcomes and revenue from the simulator's true effects, ROI and the share of the oracle's gain.",
             partitions, deps=["true_daily_hazards", "true_client_traits"],
         ),
@@ -286,6 +286,8 @@ def impact_of_lists(inputs: DayInputs, lists: dict[str, pd.DataFrame], truth: pd
         position.loc[lists["campaign_targets"]["client_id"]].to_numpy(),
         np.zeros(len(lists["campaign_targets"]), dtype=int),
     )
+    capacity = impact.Capacity(lists["advisor_queue"].groupby("advisor_id").size().to_dict(),
+                               len(lists["retention_list"]), float(lists["campaign_targets"]["cost_usd"].sum()))
     policies = {**inputs.baselines, "uplift": inputs.platform}
     return impact.impact_of_day(pool, impact.true_gains(truth, horizons), policies, business.use_case_pools(pool, plan),
-                                a, inputs.uplift_lists + ("campaign_targets",))
+                                capacity, a, inputs.uplift_lists + ("campaign_targets",))

@@ -166,17 +166,18 @@ def value_policy(pool: pd.DataFrame, a: BusinessAssumptions) -> Policy:
 
 # ---- selections under capacity ---------------------------------------------------------------------------
 
-def select_per_advisor(advisor_id: np.ndarray, score: np.ndarray, available: np.ndarray, capacity: int,
+def select_per_advisor(advisor_id: np.ndarray, score: np.ndarray, available: np.ndarray, capacity: int | np.ndarray,
                        positive_only: bool) -> np.ndarray:
-    """Rows of each advisor's top `capacity` available clients by score (ties: lower row first), in
-    (advisor, rank) order."""
+    """Rows of each advisor's top available clients by score (ties: lower row first), in (advisor, rank)
+    order: `capacity` of them, or per row its advisor's capacity when an array."""
     ok = available & np.isfinite(score) & ((score > 0) if positive_only else True)
     rows = np.flatnonzero(ok)
     order = rows[np.lexsort((rows, -score[rows], advisor_id[rows]))]
     group = advisor_id[order]
     starts = np.r_[0, np.flatnonzero(group[1:] != group[:-1]) + 1]
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    return order[rank < capacity]
+    limit = capacity[order] if isinstance(capacity, np.ndarray) else capacity
+    return order[rank < limit]
 
 
 def select_top(score: np.ndarray, available: np.ndarray, capacity: int, positive_only: bool) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Business impact: what each way of deciding would *cause*, counted with the simulator's true effects.
 
-For each list and day, at the same capacity and in the same pool of eligible clients (the pool the
-platform's own list chose from), the policies:
+For each list and day, in the same pool of eligible clients (the pool the platform's own list chose from)
+and with the same resources it used (`Capacity`: as many calls per advisor as the platform's queue made, as
+many retention calls, the same campaign spend), the policies:
 
 - `random`: the exact expectation of a uniform choice (per advisor for the queue; for campaigns a random
   action per random client until the budget is spent, the last contact counted fractionally);
@@ -83,6 +84,20 @@ def oracle_policy(pool: pd.DataFrame, gains: TrueGains, a: BusinessAssumptions) 
     return uplift_scores_policy("oracle", pool, gains.advisor, -gains.retention, gains.campaign, a)
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """The resources the platform's lists used on a day, which every policy gets: the platform contacts only
+    where it expects a positive net value, so comparing at its contacts asks who makes better use of them."""
+
+    per_advisor: Mapping[int, int]  # calls in each advisor's queue
+    retention_calls: int
+    campaign_budget_usd: float
+
+    def advisor_rows(self, advisor_id: np.ndarray) -> np.ndarray:
+        """Each pool row's advisor's capacity."""
+        return pd.Series(advisor_id).map(self.per_advisor).fillna(0).to_numpy(dtype=np.int64)
+
+
 def _row(use_case: str, policy: str, contacts: float, cost: float, outcomes: float, baseline: float,
          revenue: float) -> dict:
     return {"use_case": use_case, "policy": policy, "contacts": float(contacts), "cost_usd": float(cost),
@@ -90,27 +105,28 @@ def _row(use_case: str, policy: str, contacts: float, cost: float, outcomes: flo
             "incremental_revenue_usd": float(revenue)}
 
 
-def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.ndarray], a: BusinessAssumptions) -> list[dict]:
+def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.ndarray], capacity: Capacity,
+                 a: BusinessAssumptions) -> list[dict]:
     rows = []
     value = advisory_revenue(pool["investable_assets"], a)
     ok = pools["advisor_queue"]
-    # per advisor: k = min(capacity, clients), each client equally likely, so E = k x the advisor's mean
+    # per advisor: k = min(its calls, clients), each client equally likely, so E = k x the advisor's mean
     by = pd.DataFrame({"advisor": pool["advisor_id"].to_numpy()[ok], "gain": gains.advisor[ok],
                        "base": gains.advisor_baseline[ok], "revenue": (gains.advisor * value)[ok]})
     means = by.groupby("advisor").agg(n=("gain", "size"), gain=("gain", "mean"), base=("base", "mean"),
                                       revenue=("revenue", "mean"))
-    k = np.minimum(means["n"], a.advisor_daily_capacity)
+    k = np.minimum(means["n"], means.index.map(lambda x: capacity.per_advisor.get(x, 0)).to_numpy())
     rows.append(_row("advisor_queue", "random", k.sum(), k.sum() * a.advisor_outreach_cost_usd,
                      (k * means["gain"]).sum(), (k * means["base"]).sum(), (k * means["revenue"]).sum()))
     ok = pools["retention_list"]
-    k = min(int(ok.sum()), a.retention_daily_capacity)
+    k = min(int(ok.sum()), capacity.retention_calls)
     saved = (gains.retention * plan_revenue(pool["balance_401k"], a))[ok]
     mean = (lambda x: float(x.mean()) if len(x) else 0.0)
     rows.append(_row("retention_list", "random", k, k * a.retention_call_cost_usd, k * mean(gains.retention[ok]),
                      k * mean(gains.retention_baseline[ok]), k * mean(saved)))
     ok = pools["campaign_targets"]
     mean_cost = float(a.action_costs.mean())
-    k = min(float(ok.sum()), a.campaign_daily_budget_usd / mean_cost)
+    k = min(float(ok.sum()), capacity.campaign_budget_usd / mean_cost)
     responses = k * mean(gains.campaign[ok])
     rows.append(_row("campaign_targets", "random", k, k * mean_cost, responses, k * mean(gains.campaign_baseline[ok]),
                      responses * a.response_value_usd))
@@ -118,17 +134,18 @@ def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.nd
 
 
 def _policy_rows(pool: pd.DataFrame, gains: TrueGains, policy: Policy, pools: Mapping[str, np.ndarray],
-                 a: BusinessAssumptions, use_cases: tuple[str, ...]) -> list[dict]:
+                 capacity: Capacity, a: BusinessAssumptions, use_cases: tuple[str, ...]) -> list[dict]:
     rows = []
     if "advisor_queue" in use_cases:
-        chosen = select_per_advisor(pool["advisor_id"].to_numpy(), policy.advisor, pools["advisor_queue"],
-                                    a.advisor_daily_capacity, policy.incremental["advisor_queue"])
+        advisor_id = pool["advisor_id"].to_numpy()
+        chosen = select_per_advisor(advisor_id, policy.advisor, pools["advisor_queue"], capacity.advisor_rows(advisor_id),
+                                    policy.incremental["advisor_queue"])
         value = advisory_revenue(pool["investable_assets"].to_numpy()[chosen], a)
         rows.append(_row("advisor_queue", policy.name, len(chosen), len(chosen) * a.advisor_outreach_cost_usd,
                          gains.advisor[chosen].sum(), gains.advisor_baseline[chosen].sum(),
                          (gains.advisor[chosen] * value).sum()))
     if "retention_list" in use_cases:
-        chosen = select_top(policy.retention, pools["retention_list"], a.retention_daily_capacity,
+        chosen = select_top(policy.retention, pools["retention_list"], capacity.retention_calls,
                             policy.incremental["retention_list"])
         value = plan_revenue(pool["balance_401k"].to_numpy()[chosen], a)
         rows.append(_row("retention_list", policy.name, len(chosen), len(chosen) * a.retention_call_cost_usd,
@@ -136,7 +153,7 @@ def _policy_rows(pool: pd.DataFrame, gains: TrueGains, policy: Policy, pools: Ma
                          (gains.retention[chosen] * value).sum()))
     if "campaign_targets" in use_cases:
         chosen, action = select_campaign(policy.campaign, a.action_costs, pools["campaign_targets"],
-                                         a.campaign_daily_budget_usd, policy.incremental["campaign_targets"])
+                                         capacity.campaign_budget_usd, policy.incremental["campaign_targets"])
         responses = gains.campaign[chosen, action].sum()
         rows.append(_row("campaign_targets", policy.name, len(chosen), a.action_costs[action].sum(), responses,
                          gains.campaign_baseline[chosen].sum(), responses * a.response_value_usd))
@@ -144,14 +161,14 @@ def _policy_rows(pool: pd.DataFrame, gains: TrueGains, policy: Policy, pools: Ma
 
 
 def impact_of_day(pool: pd.DataFrame, gains: TrueGains, policies: Mapping[str, Policy], pools: Mapping[str, np.ndarray],
-                  a: BusinessAssumptions, uplift_lists: tuple[str, ...]) -> pd.DataFrame:
+                  capacity: Capacity, a: BusinessAssumptions, uplift_lists: tuple[str, ...]) -> pd.DataFrame:
     """Every policy in `policies` (value_only, propensity, uplift) plus random and the oracle on one day's
-    pool; the uplift policy only for `uplift_lists` (those with a champion)."""
-    rows = _random_rows(pool, gains, pools, a)
+    pools with the day's `capacity`; the uplift policy only for `uplift_lists` (those with a champion)."""
+    rows = _random_rows(pool, gains, pools, capacity, a)
     everything = tuple(pools)
     for name, policy in policies.items():
-        rows += _policy_rows(pool, gains, policy, pools, a, uplift_lists if name == "uplift" else everything)
-    rows += _policy_rows(pool, gains, oracle_policy(pool, gains, a), pools, a, everything)
+        rows += _policy_rows(pool, gains, policy, pools, capacity, a, uplift_lists if name == "uplift" else everything)
+    rows += _policy_rows(pool, gains, oracle_policy(pool, gains, a), pools, capacity, a, everything)
     return with_ratios(pd.DataFrame(rows))
 
 
