@@ -6,6 +6,7 @@
     marketing-ml ui                       the Dagster UI on this data directory
     marketing-ml info                     where data lives and which world is simulated
     marketing-ml features list            the feature catalog (also: describe NAME, lock)
+    marketing-ml validate PATH            check your own files against the data contract
     marketing-ml reset --yes              delete the data directory
 """
 
@@ -18,6 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from marketing_ml.features.cli import add_features_command
 from marketing_ml.pipeline.steps import STEP_NAMES, STEPS, Step
@@ -104,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=_info)
 
     add_features_command(sub)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a folder of your own files (CSV/Parquet) against the data contract; exit 1 on a violation",
+    )
+    validate.add_argument("path", type=Path, help="the folder with the files (and, by default, mapping.yaml)")
+    validate.add_argument("--mapping", type=Path, help="the mapping file (default: PATH/mapping.yaml if it exists)")
+    validate.add_argument("--today", type=dt.date.fromisoformat, help="the date after which dates are in the future (default: today)")
+    validate.set_defaults(handler=_validate)
 
     reset = sub.add_parser("reset", help="delete the data directory (warehouse, runs, models)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -226,9 +237,23 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reset(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _validate(args: argparse.Namespace) -> int:
+    from marketing_ml.sources.mapping import MappingError
+    from marketing_ml.sources.validation import SourceFileError, format_report, validate_source
 
+    if not args.path.is_dir():
+        print(f"error: {args.path} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        report = validate_source(args.path, args.mapping, today=args.today)
+    except (MappingError, SourceFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def _reset(args: argparse.Namespace) -> int:
     data_dir = Path(os.environ.get(ENV_HOME, ".marketing_ml")).expanduser().resolve()
     if not data_dir.exists():
         print(f"nothing to delete: {data_dir} does not exist")

@@ -96,9 +96,25 @@ class ParsedTable:
     type_failures: dict[str, pd.Index]  # contract column -> rows whose value did not parse
 
 
+@dataclass(frozen=True)
+class LoadedSource:
+    report: SourceReport
+    tables: dict[str, pd.DataFrame]  # the tables provided, in contract names and types, ignored rows left out
+
+
+class SourceFileError(ValueError):
+    """A file of the source cannot be read at all (not CSV or Parquet, corrupt): the message names it."""
+
+
 def validate_source(folder: Path, mapping_path: Path | None = None, today: dt.date | None = None) -> SourceReport:
     """Check the files in `folder` against the contract. Without `mapping_path`, `folder/mapping.yaml` is
     used when it exists, else the files use the contract's own names."""
+    return load_source(folder, mapping_path, today).report
+
+
+def load_source(folder: Path, mapping_path: Path | None = None, today: dt.date | None = None) -> LoadedSource:
+    """The source's tables in the contract's names and types, and the report of checking them: a loader
+    writes the tables only when the report has no violation."""
     folder = Path(folder)
     if mapping_path is None and (folder / MAPPING_FILE).exists():
         mapping_path = folder / MAPPING_FILE
@@ -131,7 +147,7 @@ def validate_source(folder: Path, mapping_path: Path | None = None, today: dt.da
             ignored[name],
             tuple(c for c in raw[name].columns if c not in known and c != FILE_COLUMN),
         )
-    return SourceReport(folder, mapping_path, reports)
+    return LoadedSource(SourceReport(folder, mapping_path, reports), {n: t.frame for n, t in parsed.items()})
 
 
 def table_files(folder: Path, table: str, mapping: TableMapping) -> list[Path]:
@@ -152,7 +168,10 @@ def read_files(paths: list[Path]) -> pd.DataFrame:
     their leading zeros and every value is parsed by the contract's rules, not guessed by the reader."""
     frames = []
     for path in paths:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+        try:
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+        except (OSError, ValueError, pd.errors.ParserError) as error:
+            raise SourceFileError(f"cannot read {path}: {error}") from error
         frames.append(frame.assign(**{FILE_COLUMN: path.name}))
     with warnings.catch_warnings():  # a daily file without rows is fine
         warnings.simplefilter("ignore", FutureWarning)
