@@ -229,3 +229,12 @@ def test_validate_command_exits_2_on_a_broken_mapping_file(extract):
     (extract / "mapping.yaml").write_text(yaml.safe_dump(mapping))
     result = _validate_cli(str(extract))
     assert result.returncode == 2 and "'upsell' is not a platform value" in result.stderr
+
+
+def test_the_readme_block_follows_a_changed_contract():
+    stale = "before\n<!-- contract -->\nold table\n<!-- /contract -->\nafter\n"
+    rendered = contract.readme_with_contract(stale)
+    assert rendered.startswith("before\n<!-- contract -->\n**`clients`**") and rendered.endswith("<!-- /contract -->\nafter\n")
+    assert "| `event_type` | text | yes | not null; one of `login`" in rendered
+    with pytest.raises(ValueError, match="no <!-- contract -->"):
+        contract.readme_with_contract("no block here")

@@ -17,6 +17,8 @@ optional one may be absent or null.
 from __future__ import annotations
 
 import datetime as dt
+import re
+
 import pandas as pd
 import pandera.pandas as pa
 
@@ -295,3 +297,22 @@ def render_contract_markdown() -> str:
             f"{schema.description}\n\n{TABLE_HEADER}\n" + "\n".join(rows)
         )
     return "\n\n".join(blocks) + "\n"
+
+
+README_BLOCK = re.compile(r"(<!-- contract -->\n)(?P<body>.*?)(<!-- /contract -->)", re.DOTALL)
+
+
+def readme_with_contract(readme: str) -> str:
+    """The README with its contract block (between `<!-- contract -->` and `<!-- /contract -->`) rendered
+    from the schemas; a test keeps the committed README equal to it."""
+    if not README_BLOCK.search(readme):
+        raise ValueError("the README has no <!-- contract --> ... <!-- /contract --> block")
+    return README_BLOCK.sub(lambda m: m.group(1) + render_contract_markdown() + m.group(3), readme)
+
+
+if __name__ == "__main__":  # python -m marketing_ml.sources.contract README.md: regenerate the README block
+    import sys
+    from pathlib import Path
+
+    readme_path = Path(sys.argv[1])
+    readme_path.write_text(readme_with_contract(readme_path.read_text()))
