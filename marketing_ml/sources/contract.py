@@ -80,7 +80,7 @@ def _column(
         "number": "float64",
         "integer": "Int64",
         "boolean": "boolean",
-        "text": "string",
+        "text": None,  # text as the source stores it (Arrow or Python strings): parsing made it text
     }[kind]
     return pa.Column(
         dtype,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,10 +67,7 @@ class TableReport:
     violations: tuple[Violation, ...] = ()
     ignored: dict[str, dict[str, int]] = field(default_factory=dict)  # column -> source value -> rows left out
     unused_columns: tuple[str, ...] = ()  # columns in the files the contract does not know (not loaded)
-
-    @property
-    def provided(self) -> bool:
-        return bool(self.files)
+    provided: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,10 +117,24 @@ def load_source(folder: Path, mapping_path: Path | None = None, today: dt.date |
     if mapping_path is None and (folder / MAPPING_FILE).exists():
         mapping_path = folder / MAPPING_FILE
     mapping = load_mapping(mapping_path)
-    today = today or dt.date.today()
     files = {name: table_files(folder, name, mapping.table(name)) for name in CONTRACT}
     raw = {name: read_files(paths) for name, paths in files.items() if paths}
+    reports, tables = check_tables(raw, mapping, today or dt.date.today(), CONTRACT, files)
+    return LoadedSource(SourceReport(folder, mapping_path, reports), tables)
 
+
+def check_tables(
+    raw: dict[str, pd.DataFrame],
+    mapping: SourceMapping,
+    today: dt.date,
+    checked: Collection[str],
+    files: dict[str, list[Path]] | None = None,
+) -> tuple[dict[str, TableReport], dict[str, pd.DataFrame]]:
+    """The reports of the `checked` tables, and every table of `raw` parsed into contract names and types.
+
+    `raw` holds the tables as read, by contract table name; `clients` may be there only as the context of
+    the other tables' rules (unchecked). A required table missing from `raw` is a violation.
+    """
     id_kind = client_id_kind(raw["clients"], mapping.table("clients")) if "clients" in raw else None
     parsed: dict[str, ParsedTable] = {}
     ignored: dict[str, dict[str, dict[str, int]]] = {}
@@ -132,22 +144,23 @@ def load_source(folder: Path, mapping_path: Path | None = None, today: dt.date |
 
     enrolment = _enrolment(parsed["clients"]) if "clients" in parsed else None
     reports = {}
-    for name, schema in CONTRACT.items():
+    for name in checked:
+        schema = CONTRACT[name]
         if name not in parsed:
             missing = (Violation(name, None, None, RULE_REQUIRED_TABLE, 0),) if schema.metadata["required"] else ()
-            reports[name] = TableReport(name, (), 0, missing)
+            reports[name] = TableReport(name, (), 0, missing, provided=False)
             continue
         table_mapping = mapping.table(name)
         known = {table_mapping.source_column(c) for c in schema.columns}
         reports[name] = TableReport(
             name,
-            tuple(files[name]),
+            tuple((files or {}).get(name, ())),
             len(raw[name]),
             tuple(check_table(name, parsed[name], table_mapping, today, enrolment)),
             ignored[name],
             tuple(c for c in raw[name].columns if c not in known and c != FILE_COLUMN),
         )
-    return LoadedSource(SourceReport(folder, mapping_path, reports), {n: t.frame for n, t in parsed.items()})
+    return reports, {n: t.frame for n, t in parsed.items()}
 
 
 def table_files(folder: Path, table: str, mapping: TableMapping) -> list[Path]:
@@ -232,7 +245,8 @@ def _parse(values: pd.Series, kind: str, date_format: str) -> pd.Series:
     if kind == "identifier":
         if pd.api.types.is_integer_dtype(values):
             return values.astype("Int64")
-        return values.astype("string").str.strip()
+        text = values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("string")
+        return text.str.strip()
     if kind in ("date", "timestamp"):
         if pd.api.types.is_datetime64_any_dtype(values) or isinstance(values.dtype, pd.ArrowDtype):
             parsed = pd.to_datetime(values, errors="coerce")
@@ -254,7 +268,8 @@ def _parse(values: pd.Series, kind: str, date_format: str) -> pd.Series:
             return values.astype("boolean")
         text = values.astype("string").str.strip().str.lower()
         return text.map(lambda v: True if v in _TRUE else False if v in _FALSE else pd.NA).astype("boolean")
-    return values.astype("string")
+    # Arrow-backed text stays Arrow: millions of Python strings would cost more than the rest of the checks
+    return values if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object else values.astype("string")
 
 
 def _enrolment(clients: ParsedTable) -> pd.Series | None:
@@ -331,30 +346,39 @@ def format_report(report: SourceReport) -> str:
     """The report as `marketing-ml validate` prints it."""
     lines = [f"source {report.folder}" + (f" (mapping {report.mapping})" if report.mapping else " (contract names, no mapping)")]
     for table in report.tables.values():
-        schema = CONTRACT[table.table]
-        if not table.provided:
-            need = "MISSING (required)" if schema.metadata["required"] else "not provided (optional)"
-            lines.append(f"\n{table.table}: {need}")
-            continue
-        where = table.files[0].name if len(table.files) == 1 else f"{table.files[0].parent.name}/ ({len(table.files)} files)"
-        status = "ok" if not table.violations else f"{len(table.violations)} violation(s)"
-        lines.append(f"\n{table.table}: {table.rows:,} rows from {where}: {status}")
-        for v in table.violations:
-            named = v.column if v.source_column in (None, v.column) else f"{v.column} (your column {v.source_column!r})"
-            lines.append(f"  {named}: {v.rule}: {v.rows:,} row(s)")
-            if v.rule == RULE_REQUIRED_COLUMN:
-                lines.append("    the column is not in the files; map it in the mapping file's `columns`")
-                continue
-            if v.values:
-                lines.append("    values: " + ", ".join(f"{value!r} ({n:,})" for value, n in v.values.items()))
-            if not v.examples.empty:
-                lines.extend("    " + line for line in v.examples.to_string(index=False).splitlines())
-        for column, counts in table.ignored.items():
-            shown = ", ".join(f"{value!r} ({n:,})" for value, n in counts.items())
-            lines.append(f"  left out by the mapping's ignore list, {column}: {shown}")
-        if table.unused_columns:
-            lines.append(f"  columns the contract does not use (not loaded): {', '.join(table.unused_columns)}")
+        lines.extend(["", *format_table_report(table)])
     failed = [t for t in report.tables.values() if t.violations]
     total = len(report.violations)
     lines.append("\n" + ("ok: no violations" if not total else f"FAILED: {total} violation(s) in {len(failed)} table(s)"))
     return "\n".join(lines)
+
+
+def format_table_report(table: TableReport) -> list[str]:
+    """One table's lines of the report: its rows, then every violation with its values and example rows."""
+    if not table.provided:
+        need = "MISSING (required)" if CONTRACT[table.table].metadata["required"] else "not provided (optional)"
+        return [f"{table.table}: {need}"]
+    if not table.files:
+        where = ""
+    elif len(table.files) == 1:
+        where = f" from {table.files[0].name}"
+    else:
+        where = f" from {table.files[0].parent.name}/ ({len(table.files)} files)"
+    status = "ok" if not table.violations else f"{len(table.violations)} violation(s)"
+    lines = [f"{table.table}: {table.rows:,} rows{where}: {status}"]
+    for v in table.violations:
+        named = v.column if v.source_column in (None, v.column) else f"{v.column} (your column {v.source_column!r})"
+        lines.append(f"  {named}: {v.rule}: {v.rows:,} row(s)")
+        if v.rule == RULE_REQUIRED_COLUMN:
+            lines.append("    the column is not in the files; map it in the mapping file's `columns`")
+            continue
+        if v.values:
+            lines.append("    values: " + ", ".join(f"{value!r} ({n:,})" for value, n in v.values.items()))
+        if not v.examples.empty:
+            lines.extend("    " + line for line in v.examples.to_string(index=False).splitlines())
+    for column, counts in table.ignored.items():
+        shown = ", ".join(f"{value!r} ({n:,})" for value, n in counts.items())
+        lines.append(f"  left out by the mapping's ignore list, {column}: {shown}")
+    if table.unused_columns:
+        lines.append(f"  columns the contract does not use (not loaded): {', '.join(table.unused_columns)}")
+    return lines
