@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", type=int, help="clients to simulate (new data directory only; default 50,000)")
     run.add_argument("--days", type=int, help="days of history ending yesterday (new data directory only; default 365)")
     run.add_argument("--end-date", type=dt.date.fromisoformat, help="last day to build (default: yesterday)")
+    run.add_argument("--source", help="where the raw tables come from: 'simulator' (default) or a folder of your "
+                     "own files (see `marketing-ml validate`); also $MARKETING_ML_SOURCE")
     run.add_argument(
         "--scoring-days", type=int, help="days the inference step scores and monitors, ending at --end-date (default 35)"
     )
@@ -133,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from marketing_ml.definitions import build_definitions
 
-    settings = load_settings(clients=args.clients, history_days=args.days)
+    settings = load_settings(clients=args.clients, history_days=args.days, source=args.source)
     prepare_dagster_home(settings)
     defs = build_definitions(settings)
     start = settings.simulation.start_date
@@ -141,10 +143,8 @@ def _run(args: argparse.Namespace) -> int:
     if end < start:
         print(f"error: --end-date {end} is before the history start {start}", file=sys.stderr)
         return 2
-    print(
-        f"marketing-ml: {settings.simulation.n_clients:,} clients, history {start}..{end}, "
-        f"warehouse={settings.warehouse}, data in {settings.data_dir}"
-    )
+    world = f"{settings.simulation.n_clients:,} simulated clients" if settings.source is None else f"files in {settings.source}"
+    print(f"marketing-ml: {world}, history {start}..{end}, warehouse={settings.warehouse}, data in {settings.data_dir}")
     instance = DagsterInstance.get()
     failed = False
     for s in _selected_steps(args):
@@ -234,6 +234,7 @@ def _info(args: argparse.Namespace) -> int:
     print(f"dagster home   : {settings.dagster_home}")
     print(f"mlflow store   : {settings.mlflow_tracking_uri}")
     print(f"simulation     : {sim.n_clients:,} clients from {sim.start_date}, seed {sim.seed}")
+    print(f"raw data from  : {settings.source or 'the simulator'}")
     return 0
 
 

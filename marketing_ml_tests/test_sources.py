@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import yaml
@@ -238,3 +239,52 @@ def test_the_readme_block_follows_a_changed_contract():
     assert "| `event_type` | text | yes | not null; one of `login`" in rendered
     with pytest.raises(ValueError, match="no <!-- contract -->"):
         contract.readme_with_contract("no block here")
+
+
+# ---- the file source: the raw assets loaded from the provider's files --------------------------------
+
+
+def test_the_source_setting_is_the_simulator_or_an_existing_folder(tmp_path):
+    from marketing_ml.settings import SettingsError, load_settings
+
+    base = {"MARKETING_ML_HOME": str(tmp_path / "home"), "MARKETING_ML_START_DATE": "2025-01-01"}
+    assert load_settings(environ=base).source is None
+    assert load_settings(environ={**base, "MARKETING_ML_SOURCE": "simulator"}).source is None
+    assert load_settings(environ={**base, "MARKETING_ML_SOURCE": str(tmp_path)}).source == tmp_path.resolve()
+    assert load_settings(source=str(tmp_path), environ=base).source == tmp_path.resolve()
+    with pytest.raises(SettingsError, match="neither 'simulator' nor a folder"):
+        load_settings(environ={**base, "MARKETING_ML_SOURCE": str(tmp_path / "nowhere")})
+    with pytest.raises(SettingsError, match="not supported yet"):
+        load_settings(environ={**base, "MARKETING_ML_SOURCE": "warehouse"})
+
+
+def test_features_from_the_exported_files_equal_the_simulators(tmp_path):
+    """The round trip: a simulated world exported with UUID ids, renamed columns, another vocabulary and a
+    mapping, loaded as the raw assets, gives the simulator path's feature rows (touch features aside: the
+    contract has no campaign touches, so from files they count none)."""
+    from marketing_ml.settings import Settings
+    from marketing_ml.sources.export import client_uuid
+    from marketing_ml_tests.conftest import run_step
+
+    start, last = dt.date(2025, 1, 1), dt.date(2025, 1, 30)
+    config = SimulationConfig(start_date=start, n_clients=300)
+    world = export_simulated_world(config, start, last, tmp_path / "provider")
+    simulated = Settings(tmp_path / "simulated", "duckdb", config)
+    own = Settings(tmp_path / "own", "duckdb", config, source=world.folder)
+    features = {}
+    for settings in (simulated, own):
+        settings.data_dir.mkdir()
+        run_step(settings, "step_data", start, last)
+        run_step(settings, "step_features", start, last)
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            features[settings.data_dir.name] = conn.execute("select * from features.client_features_daily").df()
+
+    expected = features["simulated"]
+    actual = features["own"].assign(client_id=lambda f: f["client_id"].map({client_uuid(i): i for i in expected["client_id"]}))
+    key = ["client_id", "as_of_date"]
+    expected, actual = (f.sort_values(key).reset_index(drop=True) for f in (expected, actual[expected.columns]))
+    assert len(actual) == len(expected) > 0 and actual["client_id"].notna().all()
+    touch_features = {"touches_180d", "touch_responses_180d", "touch_response_rate_180d", "days_since_last_touch"}
+    differ = {c for c in expected.columns if not expected[c].equals(actual[c])}
+    assert differ == touch_features
+    assert (actual["touches_180d"] == 0).all()

@@ -110,17 +110,20 @@ def validate_source(folder: Path, mapping_path: Path | None = None, today: dt.da
     return load_source(folder, mapping_path, today).report
 
 
-def load_source(folder: Path, mapping_path: Path | None = None, today: dt.date | None = None) -> LoadedSource:
-    """The source's tables in the contract's names and types, and the report of checking them: a loader
-    writes the tables only when the report has no violation."""
+def load_source(
+    folder: Path, mapping_path: Path | None = None, today: dt.date | None = None, tables: Collection[str] = tuple(CONTRACT)
+) -> LoadedSource:
+    """The source's `tables` in the contract's names and types, and the report of checking them: a loader
+    writes the tables only when the report has no violation. `clients` is always read: the other tables'
+    rules need it."""
     folder = Path(folder)
     if mapping_path is None and (folder / MAPPING_FILE).exists():
         mapping_path = folder / MAPPING_FILE
     mapping = load_mapping(mapping_path)
-    files = {name: table_files(folder, name, mapping.table(name)) for name in CONTRACT}
+    files = {name: table_files(folder, name, mapping.table(name)) for name in {*tables, "clients"}}
     raw = {name: read_files(paths) for name, paths in files.items() if paths}
-    reports, tables = check_tables(raw, mapping, today or dt.date.today(), CONTRACT, files)
-    return LoadedSource(SourceReport(folder, mapping_path, reports), tables)
+    reports, parsed = check_tables(raw, mapping, today or dt.date.today(), [t for t in CONTRACT if t in tables], files)
+    return LoadedSource(SourceReport(folder, mapping_path, reports), parsed)
 
 
 def check_tables(

@@ -1,0 +1,107 @@
+"""The raw assets loaded from a provider's own files (MARKETING_ML_SOURCE=<folder>) instead of the
+simulator: the same asset keys, tables and daily partitions, so the dbt features read them unchanged.
+
+Every load checks the files against the contract first (the blocking `data_contract` checks); a table
+that breaks it is not written and nothing downstream runs. A partition holds the rows of its days by the
+table's date column. Campaign touches (the next-best-action experiment) are not in the contract: without
+them `raw_campaign_touches` is an empty table, so the touch features count zero.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from marketing_ml.metadata import preview
+from marketing_ml.partitions import partition_dates
+from marketing_ml.resources.warehouse import WarehouseResource, create_table_sql
+from marketing_ml.sources.checks import contract_check_results, contract_check_spec, fail_on_violations
+from marketing_ml.sources.contract import CONTRACT
+from marketing_ml.sources.validation import load_source
+from marketing_ml.sources.warehouse import warehouse_frame
+
+RAW_SCHEMA = "raw"
+DAILY_TABLES = ("marketing_events", "interventions", "outcomes")
+# the columns stg_campaign_touches reads, typed as the simulator writes them
+EMPTY_TOUCHES = {"touch_id": "bigint", "client_id": "bigint", "touch_date": "date", "action": "varchar",
+                 "campaign_id": "varchar", "responded": "boolean"}
+
+
+def _daily_spec(table: str) -> dg.AssetSpec:
+    schema = CONTRACT[table]
+    return dg.AssetSpec(
+        schema.metadata["asset"],
+        group_name="raw",
+        kinds={"python", "duckdb"},
+        deps=["raw_clients"],
+        description=f"{schema.description} Loaded from the source's files.",
+        metadata={"schema": RAW_SCHEMA, "partition_expr": schema.metadata["date"]},
+    ).with_io_manager_key("io_manager")
+
+
+def build_file_source_assets(folder: Path, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="raw_clients",
+        group_name="raw",
+        kinds={"python", "duckdb"},
+        metadata={"schema": RAW_SCHEMA, "source": str(folder)},
+        check_specs=[contract_check_spec("clients")],
+        description=f"{CONTRACT['clients'].description} Loaded from the source's files.",
+    )
+    def raw_clients():
+        loaded = load_source(folder, tables=("clients",))
+        reports = loaded.report.tables
+        if not loaded.report.ok:
+            yield from contract_check_results(reports)
+            fail_on_violations(reports)  # before the output: the warehouse keeps what it had
+        clients = warehouse_frame("clients", loaded.tables["clients"])
+        yield dg.Output(clients, metadata={"preview": preview(clients), "rows": len(clients)})
+        yield from contract_check_results(reports)
+
+    @dg.multi_asset(
+        name="file_daily_activity",
+        specs=[_daily_spec(t) for t in DAILY_TABLES],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
+        check_specs=[contract_check_spec(t) for t in DAILY_TABLES],
+    )
+    def file_daily_activity(context: dg.AssetExecutionContext):
+        first, last = partition_dates(context)
+        loaded = load_source(folder, tables=DAILY_TABLES)
+        reports = loaded.report.tables
+        if not loaded.report.ok:
+            yield from contract_check_results(reports)
+            fail_on_violations(reports)  # before any output: the warehouse keeps what it had
+        for table in DAILY_TABLES:
+            frame = loaded.tables.get(table)
+            rows = days_of(frame, CONTRACT[table].metadata["date"], first, last) if frame is not None else None
+            output = warehouse_frame(table, rows if rows is not None else pd.DataFrame())
+            context.log.info(f"{table}: {len(output):,} rows of {first}..{last}")
+            yield dg.Output(output, output_name=CONTRACT[table].metadata["asset"],
+                            metadata={"preview": preview(output), "rows": len(output)})
+        yield from contract_check_results(reports)
+
+    @dg.asset(
+        name="raw_campaign_touches",
+        group_name="raw",
+        deps=["raw_clients"],
+        kinds={"python", "duckdb"},
+        metadata={"schema": RAW_SCHEMA},
+        description="Campaign touches are not in the data contract: an empty table, so the touch features count zero.",
+    )
+    def raw_campaign_touches(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        client_ids = load_source(folder, tables=("clients",)).tables["clients"]["client_id"]
+        columns = {**EMPTY_TOUCHES, "client_id": "bigint" if pd.api.types.is_integer_dtype(client_ids) else "varchar"}
+        warehouse.execute(f"create schema if not exists {RAW_SCHEMA}")
+        warehouse.execute(create_table_sql(f"{RAW_SCHEMA}.raw_campaign_touches", columns))
+        return dg.MaterializeResult(metadata={"rows": 0})
+
+    return [raw_clients, file_daily_activity, raw_campaign_touches]
+
+
+def days_of(frame: pd.DataFrame, date_column: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """The rows dated `first`..`last` (inclusive): one partition range."""
+    dates = frame[date_column]
+    return frame[(dates >= pd.Timestamp(first)) & (dates <= pd.Timestamp(last))]
