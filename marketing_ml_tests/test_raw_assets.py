@@ -99,7 +99,7 @@ def test_rematerializing_a_partition_replaces_it(tmp_path):
     assert snapshot() == before
 
 
-CONTRACT_CHECKED = {"raw_clients", "raw_marketing_events", "raw_interventions", "raw_outcomes"}
+CONTRACT_CHECKED = {"raw_clients", "raw_marketing_events", "raw_campaign_touches", "raw_interventions", "raw_outcomes"}
 
 
 def test_the_simulators_raw_tables_pass_their_blocking_contract_checks(tmp_path):

@@ -126,8 +126,8 @@ DAILY_SPECS = [
     ),
 ]
 
-# the daily tables of the data contract (campaign touches and the hazards are the simulator's own)
-CHECKED_DAILY_TABLES = ("marketing_events", "interventions", "outcomes")
+# the daily tables of the data contract (the hazards are the simulator's own truth)
+CHECKED_DAILY_TABLES = ("marketing_events", "campaign_touches", "interventions", "outcomes")
 
 
 def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
@@ -148,7 +148,7 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
         config = simulation.config
         days = simulate_days(config, first, last, workers=simulation.workers or None, progress=progress)
         tables = {"clients": client_profiles(config, generate_population(config)), "marketing_events": days.events,
-                  "interventions": days.interventions, "outcomes": days.outcomes}
+                  "campaign_touches": days.touches, "interventions": days.interventions, "outcomes": days.outcomes}
         reports = contract_reports(tables, list(CHECKED_DAILY_TABLES), contract_as_of(config, last))
         if any(r.violations for r in reports.values()):
             yield from contract_check_results(reports)

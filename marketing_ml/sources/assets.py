@@ -3,8 +3,8 @@ simulator: the same asset keys, tables and daily partitions, so the dbt features
 
 Every load checks the files against the contract first (the blocking `data_contract` checks); a table
 that breaks it is not written and nothing downstream runs. A partition holds the rows of its days by the
-table's date column. Campaign touches (the next-best-action experiment) are not in the contract: without
-them `raw_campaign_touches` is an empty table, so the touch features count zero.
+table's date column. Every raw table exists after a load, without rows when the files have none (an
+optional table not provided, a day without outcomes), so the staging views always have their sources.
 """
 
 import datetime as dt
@@ -19,13 +19,10 @@ from marketing_ml.resources.warehouse import WarehouseResource, create_table_sql
 from marketing_ml.sources.checks import contract_check_results, contract_check_spec, fail_on_violations
 from marketing_ml.sources.contract import CONTRACT
 from marketing_ml.sources.validation import load_source
-from marketing_ml.sources.warehouse import warehouse_frame
+from marketing_ml.sources.warehouse import sql_types, warehouse_frame
 
 RAW_SCHEMA = "raw"
-DAILY_TABLES = ("marketing_events", "interventions", "outcomes")
-# the columns stg_campaign_touches reads, typed as the simulator writes them
-EMPTY_TOUCHES = {"touch_id": "bigint", "client_id": "bigint", "touch_date": "date", "action": "varchar",
-                 "campaign_id": "varchar", "responded": "boolean"}
+DAILY_TABLES = ("marketing_events", "campaign_touches", "interventions", "outcomes")
 
 
 def _daily_spec(table: str) -> dg.AssetSpec:
@@ -55,7 +52,7 @@ def build_file_source_assets(folder: Path, partitions_def: dg.PartitionsDefiniti
         if not loaded.report.ok:
             yield from contract_check_results(reports)
             fail_on_violations(reports)  # before the output: the warehouse keeps what it had
-        clients = warehouse_frame("clients", loaded.tables["clients"])
+        clients = warehouse_frame("clients", loaded.tables["clients"], loaded.tables["clients"]["client_id"].dtype)
         yield dg.Output(clients, metadata={"preview": preview(clients), "rows": len(clients)})
         yield from contract_check_results(reports)
 
@@ -67,38 +64,30 @@ def build_file_source_assets(folder: Path, partitions_def: dg.PartitionsDefiniti
         can_subset=False,
         check_specs=[contract_check_spec(t) for t in DAILY_TABLES],
     )
-    def file_daily_activity(context: dg.AssetExecutionContext):
+    def file_daily_activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         first, last = partition_dates(context)
         loaded = load_source(folder, tables=DAILY_TABLES)
         reports = loaded.report.tables
         if not loaded.report.ok:
             yield from contract_check_results(reports)
             fail_on_violations(reports)  # before any output: the warehouse keeps what it had
+        client_ids = loaded.tables["clients"]["client_id"]
+        empty = []
         for table in DAILY_TABLES:
             frame = loaded.tables.get(table)
             rows = days_of(frame, CONTRACT[table].metadata["date"], first, last) if frame is not None else None
-            output = warehouse_frame(table, rows if rows is not None else pd.DataFrame())
+            output = warehouse_frame(table, rows if rows is not None else pd.DataFrame(), client_ids.dtype)
             context.log.info(f"{table}: {len(output):,} rows of {first}..{last}")
+            if output.empty:  # the IO manager writes no empty frame
+                empty.append((table, output))
             yield dg.Output(output, output_name=CONTRACT[table].metadata["asset"],
                             metadata={"preview": preview(output), "rows": len(output)})
+        warehouse.execute(f"create schema if not exists {RAW_SCHEMA}")
+        for table, output in empty:
+            warehouse.execute(create_table_sql(f"{RAW_SCHEMA}.{CONTRACT[table].metadata['asset']}", sql_types(output)))
         yield from contract_check_results(reports)
 
-    @dg.asset(
-        name="raw_campaign_touches",
-        group_name="raw",
-        deps=["raw_clients"],
-        kinds={"python", "duckdb"},
-        metadata={"schema": RAW_SCHEMA},
-        description="Campaign touches are not in the data contract: an empty table, so the touch features count zero.",
-    )
-    def raw_campaign_touches(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        client_ids = load_source(folder, tables=("clients",)).tables["clients"]["client_id"]
-        columns = {**EMPTY_TOUCHES, "client_id": "bigint" if pd.api.types.is_integer_dtype(client_ids) else "varchar"}
-        warehouse.execute(f"create schema if not exists {RAW_SCHEMA}")
-        warehouse.execute(create_table_sql(f"{RAW_SCHEMA}.raw_campaign_touches", columns))
-        return dg.MaterializeResult(metadata={"rows": 0})
-
-    return [raw_clients, file_daily_activity, raw_campaign_touches]
+    return [raw_clients, file_daily_activity]
 
 
 def days_of(frame: pd.DataFrame, date_column: str, first: dt.date, last: dt.date) -> pd.DataFrame:

@@ -24,6 +24,7 @@ import pandera.pandas as pa
 
 from marketing_ml.simulation.effects import ARMS
 from marketing_ml.simulation.vocabulary import (
+    ACTION_NAMES,
     CHANNELS,
     DEVICES,
     EVENT_TYPES,
@@ -162,6 +163,25 @@ MARKETING_EVENTS = _table(
     },
 )
 
+CAMPAIGN_TOUCHES = _table(
+    "campaign_touches",
+    "raw_campaign_touches",
+    "One row per marketing action taken for a client, with the observed response. Optional: the next-best-"
+    "action model learns from it when actions were assigned at random; without it the touch features "
+    "count none.",
+    key="touch_id",
+    date="touch_date",
+    required=False,
+    columns={
+        "touch_id": _column("identifier", "The action's id.", unique=True),
+        "client_id": _column("identifier", "The client.", references="clients"),
+        "touch_date": _column("date", "The day of the action.", not_in_future=True, not_before="enrollment_date"),
+        "action": _column("text", "The action taken.", checks=(_allowed(ACTION_NAMES),)),
+        "responded": _column("boolean", "Whether the client responded."),
+        "campaign_id": _column("text", "The campaign.", required=False),
+    },
+)
+
 INTERVENTIONS = _table(
     "interventions",
     "raw_interventions",
@@ -204,7 +224,9 @@ OUTCOMES = _table(
     },
 )
 
-CONTRACT: dict[str, pa.DataFrameSchema] = {s.name: s for s in (CLIENTS, MARKETING_EVENTS, INTERVENTIONS, OUTCOMES)}
+CONTRACT: dict[str, pa.DataFrameSchema] = {
+    s.name: s for s in (CLIENTS, MARKETING_EVENTS, CAMPAIGN_TOUCHES, INTERVENTIONS, OUTCOMES)
+}
 
 
 def contract_schema(

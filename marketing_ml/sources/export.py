@@ -27,6 +27,8 @@ COLUMNS = {
                 "annual_income": "salary_usd", "home_owner": "owns_home"},
     "marketing_events": {"event_id": "activity_id", "client_id": "participant_uuid", "event_date": "activity_day",
                          "event_ts": "activity_time", "channel": "medium", "event_type": "activity"},
+    "campaign_touches": {"touch_id": "action_id", "client_id": "participant_uuid", "touch_date": "action_day",
+                         "action": "offer", "responded": "responded_flag"},
     "interventions": {"intervention_id": "contact_id", "client_id": "participant_uuid",
                       "intervention_date": "contact_day", "intervention": "contact_type",
                       "assignment_probability": "p_assigned"},
@@ -43,13 +45,17 @@ VALUES = {
                        "advisor_call": "ADVISOR_PHONE_CALL", "advisor_meeting": "ADVISOR_MEETING",
                        "webinar_attendance": "WEBINAR_ATTENDED", "branch_visit": "BRANCH_VISIT"},
     },
+    "campaign_touches": {"action": {"advisor_meeting_invite": "MEETING_INVITE",
+                                    "retirement_readiness_email": "READINESS_EMAIL", "webinar_invite": "WEBINAR_INVITE",
+                                    "financial_plan_review_offer": "PLAN_REVIEW", "mobile_app_promo": "APP_PROMO",
+                                    "no_contact": "HOLDOUT"}},
     "interventions": {"intervention": {"no_contact": "HOLDOUT", "advisor_outreach": "ADVISOR_OUTREACH",
                                        "retention_call": "RETENTION_CALL"}},
     "outcomes": {"outcome_type": {"conversion": "ADVISORY_SIGNUP", "churn": "ROLLOVER_OUT"}},
 }
 IGNORED_EVENT_TYPE = "PASSWORD_RESET"  # an event the platform has no kind for: ignored by the mapping
-PATHS = {"clients": "participants.csv", "marketing_events": "activity", "interventions": "contact_log.csv",
-         "outcomes": "outcomes.parquet"}
+PATHS = {"clients": "participants.csv", "marketing_events": "activity", "campaign_touches": "campaign_log.csv",
+         "interventions": "contact_log.csv", "outcomes": "outcomes.parquet"}
 UUID_NAMESPACE = uuid.UUID("5f0c7a52-3a43-4c3e-9a57-2f4f1d0c6b11")
 
 
@@ -65,9 +71,9 @@ def client_uuid(client_id: int) -> str:
 
 
 def export_simulated_world(config: SimulationConfig, first: dt.date, last: dt.date, folder: Path) -> ExportedWorld:
-    """The simulator's clients and its events, interventions and outcomes of `first`..`last` as a
-    provider's extract in `folder`, with `folder/mapping.yaml`. The simulator's truth (`p_true`) is left
-    out: a provider has none."""
+    """The simulator's clients and its events, campaign touches, interventions and outcomes of
+    `first`..`last` as a provider's extract in `folder`, with `folder/mapping.yaml`. The simulator's truth
+    (`p_true`, the touches' response probabilities) is left out: a provider has none."""
     folder.mkdir(parents=True, exist_ok=True)
     clients = client_profiles(config, generate_population(config))
     days = simulate_days(config, first, last)
@@ -96,6 +102,10 @@ def export_simulated_world(config: SimulationConfig, first: dt.date, last: dt.da
     for day, rows in events.groupby("activity_day", sort=True):
         rows.to_parquet(folder / PATHS["marketing_events"] / f"activity_{day}.parquet", index=False)
 
+    truth = [c for c in days.touches.columns if c.startswith("p_")]  # the simulator's response probabilities
+    touches = provider(days.touches.drop(columns=truth), "campaign_touches")
+    touches["responded_flag"] = touches["responded_flag"].map({True: "1", False: "0"})
+    touches.to_csv(folder / PATHS["campaign_touches"], index=False)
     provider(days.interventions, "interventions").to_csv(folder / PATHS["interventions"], index=False)
     provider(days.outcomes.drop(columns="p_true"), "outcomes").to_parquet(folder / PATHS["outcomes"], index=False)
 
