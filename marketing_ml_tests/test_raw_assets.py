@@ -133,10 +133,10 @@ def test_a_partition_that_breaks_the_contract_is_not_written_and_blocks_what_fol
     defs = build_definitions(settings)
     job = defs.resolve_job_def("step_features")  # the data a feature build would read must be checked first
     day = (TEST_START + dt.timedelta(days=1)).isoformat()
-    data_and_features = dg.define_asset_job(
-        "data_then_features", selection=dg.AssetSelection.groups("raw", "ground_truth") | dg.AssetSelection.assets(*job.asset_layer.executable_asset_keys)
-    )
-    result = dg.Definitions.merge(defs, dg.Definitions(jobs=[data_and_features])).resolve_job_def("data_then_features").execute_in_process(
+    selection = dg.AssetSelection.groups("raw", "ground_truth") | dg.AssetSelection.assets(
+        *job.asset_layer.executable_asset_keys)
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job("data_then_features", selection)]))
+    result = merged.resolve_job_def("data_then_features").execute_in_process(
         instance=instance, tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
         raise_on_error=False,
     )

@@ -90,16 +90,12 @@ def test_integer_ids_under_the_contracts_own_names_need_no_mapping(tmp_path):
 # ---- bad data: each case is the good export with one thing broken ---------------------------------------
 
 
-def _edit_csv(path: Path, edit) -> None:
-    frame = pd.read_csv(path, dtype=str)
-    edit(frame)
-    frame.to_csv(path, index=False)
-
-
-def _edit_parquet(path: Path, edit) -> None:
-    frame = pd.read_parquet(path)
-    edit(frame)
-    frame.to_parquet(path, index=False)
+def _set(path: Path, column: str, value, rows: int = 1) -> None:
+    """Overwrite `column` in the first `rows` rows of a CSV or Parquet file."""
+    csv = path.suffix == ".csv"
+    frame = pd.read_csv(path, dtype=str) if csv else pd.read_parquet(path)
+    frame[column] = frame[column].astype(object).where(frame.index >= rows, value)
+    frame.to_csv(path, index=False) if csv else frame.to_parquet(path, index=False)
 
 
 def _first_events_file(folder: Path) -> Path:
@@ -107,12 +103,12 @@ def _first_events_file(folder: Path) -> Path:
 
 
 def _missing_column(folder: Path) -> str:
-    _edit_parquet(folder / "outcomes.parquet", lambda f: f.drop(columns="outcome", inplace=True))
+    pd.read_parquet(folder / "outcomes.parquet").drop(columns="outcome").to_parquet(folder / "outcomes.parquet")
     return "outcome"
 
 
 def _wrong_type(folder: Path) -> str:
-    _edit_csv(folder / "participants.csv", lambda f: f.__setitem__("salary_usd", f["salary_usd"].where(f.index != 3, "a lot")))
+    _set(folder / "participants.csv", "salary_usd", "a lot")
     return "a lot"
 
 
@@ -124,22 +120,22 @@ def _duplicate_key(folder: Path) -> str:
 
 
 def _unknown_client(folder: Path) -> str:
-    _edit_parquet(_first_events_file(folder), lambda f: f.__setitem__("participant_uuid", f["participant_uuid"].where(f.index != 0, "no-such-client")))
+    _set(_first_events_file(folder), "participant_uuid", "no-such-client")
     return "no-such-client"
 
 
 def _outcome_before_enrolment(folder: Path) -> str:
-    _edit_parquet(folder / "outcomes.parquet", lambda f: f.__setitem__("happened_on", f["happened_on"].where(f.index != 0, dt.date(1980, 1, 1))))
+    _set(folder / "outcomes.parquet", "happened_on", dt.date(1980, 1, 1))
     return "1980-01-01"
 
 
 def _future_date(folder: Path) -> str:
-    _edit_csv(folder / "contact_log.csv", lambda f: f.__setitem__("contact_day", f["contact_day"].where(f.index != 0, "2031-05-01")))
+    _set(folder / "contact_log.csv", "contact_day", "2031-05-01")
     return "2031-05-01"
 
 
 def _unmapped_event_type(folder: Path) -> str:
-    _edit_parquet(_first_events_file(folder), lambda f: f.__setitem__("activity", f["activity"].where(f.index > 2, "CHATBOT_SESSION")))
+    _set(_first_events_file(folder), "activity", "CHATBOT_SESSION", rows=3)
     return "CHATBOT_SESSION"
 
 
@@ -176,7 +172,7 @@ def test_bad_data_is_reported_by_table_column_rule_and_example_rows(extract, bre
 
 
 def test_a_value_that_does_not_parse_is_one_type_violation_not_also_a_null(extract):
-    _edit_csv(extract / "participants.csv", lambda f: f.__setitem__("enrolled_on", f["enrolled_on"].where(f.index != 0, "last spring")))
+    _set(extract / "participants.csv", "enrolled_on", "last spring")
     report = validate_source(extract, today=TODAY)
     rules = [(v.column, v.rule) for v in report.tables["clients"].violations]
     assert rules == [("enrollment_date", contract.RULE_TYPE)]

@@ -11,7 +11,7 @@ client's enrolment) and `not_in_future`. `contract_schema` turns those into pand
 tables are known.
 
 Required columns are the ones the features are computed from (the staging models select them); an
-optional one may be absent or null.
+optional one may be absent (a load writes it as nulls) or null.
 """
 
 from __future__ import annotations

@@ -236,7 +236,7 @@ def parse_table(
             values = text.map(mapping.values[column]).fillna(text)
         kind = spec.metadata["kind"]
         if column == "client_id" and id_kind is not None:
-            kind = "integer" if id_kind == "integer" else "text"
+            kind = "integer" if id_kind == "integer" else "identifier"
         parsed[column] = _parse(values, kind, date_format)
         failed = values.notna() & parsed[column].isna()
         if failed.any():
@@ -276,6 +276,8 @@ def _parse(values: pd.Series, kind: str, date_format: str) -> pd.Series:
 
 
 def _enrolment(clients: ParsedTable) -> pd.Series | None:
+    """Each client's enrolment date by id: what the other tables' "known client" and "on or after
+    enrolment" rules look up (a duplicated id counts once; "unique key" reports it)."""
     frame = clients.frame
     if "client_id" not in frame or "enrollment_date" not in frame:
         return None
@@ -288,7 +290,8 @@ def check_table(
 ) -> list[Violation]:
     """Every rule of the contract the table breaks: the parse failures, then pandera's findings."""
     failures = [
-        pd.DataFrame({"column": column, "rule": RULE_TYPE, "index": rows, "failure_case": table.source.loc[rows, mapping.source_column(column)].astype(str).to_numpy()})
+        pd.DataFrame({"column": column, "rule": RULE_TYPE, "index": rows,
+                      "failure_case": table.source.loc[rows, mapping.source_column(column)].astype(str).to_numpy()})
         for column, rows in table.type_failures.items()
     ]
     schema = contract_schema(name, table.frame, today, enrolment)
