@@ -6,7 +6,7 @@
     marketing-ml ui                       the Dagster UI on this data directory
     marketing-ml info                     where data lives and which world is simulated
     marketing-ml features list            the feature catalog (also: describe NAME, lock)
-    marketing-ml validate PATH            check your own files against the data contract
+    marketing-ml validate [PATH]          check your own files against the data contract
     marketing-ml reset --yes              delete the data directory
 """
 
@@ -23,7 +23,15 @@ from pathlib import Path
 
 from marketing_ml.features.cli import add_features_command
 from marketing_ml.pipeline.steps import STEP_NAMES, STEPS, Step
-from marketing_ml.settings import ENV_HOME, Settings, SettingsError, load_settings
+from marketing_ml.settings import (
+    ENV_HOME,
+    ENV_SOURCE,
+    SIMULATOR_SOURCE,
+    Settings,
+    SettingsError,
+    load_settings,
+    resolve_source,
+)
 
 DAGSTER_YAML = """\
 # Written by marketing-ml. DuckDB allows one writer, so runs take turns.
@@ -113,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
         "validate",
         help="check a folder of your own files (CSV/Parquet) against the data contract; exit 1 on a violation",
     )
-    validate.add_argument("path", type=Path, help="the folder with the files (and, by default, mapping.yaml)")
+    validate.add_argument("path", type=Path, nargs="?",
+                          help="the folder with the files (and, by default, mapping.yaml); default: $MARKETING_ML_SOURCE")
     validate.add_argument("--mapping", type=Path, help="the mapping file (default: PATH/mapping.yaml if it exists)")
     validate.add_argument("--today", type=dt.date.fromisoformat, help="the date after which dates are in the future (default: today)")
     validate.set_defaults(handler=_validate)
@@ -242,11 +251,15 @@ def _validate(args: argparse.Namespace) -> int:
     from marketing_ml.sources.mapping import MappingError
     from marketing_ml.sources.validation import SourceFileError, format_report, validate_source
 
-    if not args.path.is_dir():
-        print(f"error: {args.path} is not a folder", file=sys.stderr)
+    folder = args.path or resolve_source(os.environ.get(ENV_SOURCE, SIMULATOR_SOURCE))
+    if folder is None:
+        print(f"error: name the folder to check, or set {ENV_SOURCE} to it", file=sys.stderr)
+        return 2
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
     try:
-        report = validate_source(args.path, args.mapping, today=args.today)
+        report = validate_source(folder, args.mapping, today=args.today)
     except (MappingError, SourceFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -204,8 +204,8 @@ def test_a_wrong_mapping_file_names_the_key_to_fix(document, message):
 # ---- the CLI, as the README calls it --------------------------------------------------------------------
 
 
-def _validate_cli(*args: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "PATH": PATH_WITHOUT_VENV}
+def _validate_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**{k: v for k, v in os.environ.items() if k != "MARKETING_ML_SOURCE"}, "PATH": PATH_WITHOUT_VENV, **env}
     return subprocess.run([str(VENV_SCRIPT), "validate", *args], env=environ, capture_output=True, text=True, timeout=300)
 
 
@@ -302,3 +302,10 @@ def test_files_that_break_the_contract_are_not_loaded(extract, tmp_path):
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         raw = {t for (t,) in conn.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
     assert "raw_marketing_events" not in raw and "raw_outcomes" not in raw
+
+
+def test_validate_command_checks_the_configured_source_without_a_path(extract):
+    result = _validate_cli("--today", TODAY.isoformat(), MARKETING_ML_SOURCE=str(extract))
+    assert result.returncode == 0 and f"source {extract}" in result.stdout, result.stdout + result.stderr
+    unset = _validate_cli()
+    assert unset.returncode == 2 and "set MARKETING_ML_SOURCE" in unset.stderr
