@@ -6,6 +6,7 @@
     marketing-ml ui                       the Dagster UI on this data directory
     marketing-ml info                     where data lives and which world is simulated
     marketing-ml features list            the feature catalog (also: describe NAME, lock)
+    marketing-ml validate [PATH]          check your own files against the data contract
     marketing-ml reset --yes              delete the data directory
 """
 
@@ -18,10 +19,19 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from marketing_ml.features.cli import add_features_command
 from marketing_ml.pipeline.steps import STEP_NAMES, STEPS, Step
-from marketing_ml.settings import ENV_HOME, Settings, SettingsError, load_settings
+from marketing_ml.settings import (
+    ENV_HOME,
+    ENV_SOURCE,
+    SIMULATOR_SOURCE,
+    Settings,
+    SettingsError,
+    load_settings,
+    resolve_source,
+)
 
 DAGSTER_YAML = """\
 # Written by marketing-ml. DuckDB allows one writer, so runs take turns.
@@ -75,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", type=int, help="clients to simulate (new data directory only; default 50,000)")
     run.add_argument("--days", type=int, help="days of history ending yesterday (new data directory only; default 365)")
     run.add_argument("--end-date", type=dt.date.fromisoformat, help="last day to build (default: yesterday)")
+    run.add_argument("--source", help="where the raw tables come from: 'simulator' (default) or a folder of your "
+                     "own files (see `marketing-ml validate`); also $MARKETING_ML_SOURCE")
     run.add_argument(
         "--scoring-days", type=int, help="days the inference step scores and monitors, ending at --end-date (default 35)"
     )
@@ -105,6 +117,16 @@ def _parser() -> argparse.ArgumentParser:
 
     add_features_command(sub)
 
+    validate = sub.add_parser(
+        "validate",
+        help="check a folder of your own files (CSV/Parquet) against the data contract; exit 1 on a violation",
+    )
+    validate.add_argument("path", type=Path, nargs="?",
+                          help="the folder with the files (and, by default, mapping.yaml); default: $MARKETING_ML_SOURCE")
+    validate.add_argument("--mapping", type=Path, help="the mapping file (default: PATH/mapping.yaml if it exists)")
+    validate.add_argument("--today", type=dt.date.fromisoformat, help="the date after which dates are in the future (default: today)")
+    validate.set_defaults(handler=_validate)
+
     reset = sub.add_parser("reset", help="delete the data directory (warehouse, runs, models)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     reset.set_defaults(handler=_reset)
@@ -122,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from marketing_ml.definitions import build_definitions
 
-    settings = load_settings(clients=args.clients, history_days=args.days)
+    settings = load_settings(clients=args.clients, history_days=args.days, source=args.source)
     prepare_dagster_home(settings)
     defs = build_definitions(settings)
     start = settings.simulation.start_date
@@ -130,10 +152,8 @@ def _run(args: argparse.Namespace) -> int:
     if end < start:
         print(f"error: --end-date {end} is before the history start {start}", file=sys.stderr)
         return 2
-    print(
-        f"marketing-ml: {settings.simulation.n_clients:,} clients, history {start}..{end}, "
-        f"warehouse={settings.warehouse}, data in {settings.data_dir}"
-    )
+    world = f"{settings.simulation.n_clients:,} simulated clients" if settings.source is None else f"files in {settings.source}"
+    print(f"marketing-ml: {world}, history {start}..{end}, warehouse={settings.warehouse}, data in {settings.data_dir}")
     instance = DagsterInstance.get()
     failed = False
     for s in _selected_steps(args):
@@ -223,12 +243,31 @@ def _info(args: argparse.Namespace) -> int:
     print(f"dagster home   : {settings.dagster_home}")
     print(f"mlflow store   : {settings.mlflow_tracking_uri}")
     print(f"simulation     : {sim.n_clients:,} clients from {sim.start_date}, seed {sim.seed}")
+    print(f"raw data from  : {settings.source or 'the simulator'}")
     return 0
 
 
-def _reset(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _validate(args: argparse.Namespace) -> int:
+    from marketing_ml.sources.mapping import MappingError
+    from marketing_ml.sources.validation import SourceFileError, format_report, validate_source
 
+    folder = args.path or resolve_source(os.environ.get(ENV_SOURCE, SIMULATOR_SOURCE))
+    if folder is None:
+        print(f"error: name the folder to check, or set {ENV_SOURCE} to it", file=sys.stderr)
+        return 2
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        report = validate_source(folder, args.mapping, today=args.today)
+    except (MappingError, SourceFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def _reset(args: argparse.Namespace) -> int:
     data_dir = Path(os.environ.get(ENV_HOME, ".marketing_ml")).expanduser().resolve()
     if not data_dir.exists():
         print(f"nothing to delete: {data_dir} does not exist")

@@ -7,6 +7,7 @@ and `dagster definitions validate` load (lazily, so importing this module touche
 | domain | what it owns |
 | --- | --- |
 | `simulation` | raw data and ground truth from the simulated provider |
+| `sources` | or: raw data from the provider's own files, checked against the data contract |
 | `features` | dbt staging and feature snapshots, their checks, the feature catalog |
 | `training` | training sets and the model assets |
 | `registry` | the model contract and the `@champion` gate |
@@ -35,6 +36,7 @@ from marketing_ml.scoring import definitions as scoring
 from marketing_ml.serving import definitions as serving
 from marketing_ml.settings import Settings, load_settings
 from marketing_ml.simulation import definitions as simulation
+from marketing_ml.sources import definitions as sources
 from marketing_ml.streaming import definitions as streaming
 from marketing_ml.training import definitions as training
 from marketing_ml.uplift import definitions as uplift
@@ -47,8 +49,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     resources = build_resources(settings, dbt_project)
     dbt_manifest = prepared_manifest(dbt_project)
     partitions = daily_partitions(settings.simulation.start_date)
+    # the raw tables: the simulator's (and its ground truth), or the provider's own files
+    raw = simulation.definitions(settings, partitions) if settings.source is None else sources.definitions(settings, partitions)
     domains = dg.Definitions.merge(
-        simulation.definitions(settings, partitions),
+        raw,
         features.definitions(settings, partitions, dbt_project, dbt_manifest),
         training.definitions(settings, partitions),
         registry.definitions(settings, partitions),

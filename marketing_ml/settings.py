@@ -12,6 +12,9 @@ The simulated world (every `SimulationConfig` setting) is pinned in `simulation.
 directory is used, so every later process (CLI, `dagster dev`, the schedule) builds the same data for a
 given date. Environment variables only choose it for a new directory; asking an initialised directory
 for a different world is an error that says what to do.
+
+`MARKETING_ML_SOURCE` chooses where the raw tables come from: `simulator` (the default) or a folder of
+the provider's own files, checked against the data contract (`marketing_ml/sources/`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ ENV_START_DATE = "MARKETING_ML_START_DATE"
 ENV_SEED = "MARKETING_ML_SEED"
 ENV_REGIME_SHIFT = "MARKETING_ML_REGIME_SHIFT"
 ENV_EFFECT_CORRELATION = "MARKETING_ML_EFFECT_CORRELATION"
+ENV_SOURCE = "MARKETING_ML_SOURCE"
+SIMULATOR_SOURCE = "simulator"
 
 DEFAULT_CLIENTS = 50_000
 DEFAULT_HISTORY_DAYS = 365
@@ -92,6 +97,9 @@ class Settings:
     warehouse: str
     simulation: SimulationConfig
     ingestion: IngestionPolicy = IngestionPolicy()
+    # a folder of the provider's own files (marketing_ml/sources/) the raw tables are loaded from, or None:
+    # the simulator's
+    source: Path | None = None
 
     @property
     def duckdb_path(self) -> Path:
@@ -128,10 +136,26 @@ def default_start_date(history_days: int, today: dt.date | None = None) -> dt.da
     return today - dt.timedelta(days=history_days)
 
 
+def resolve_source(value: str) -> Path | None:
+    """`simulator` (None), or the folder of the provider's files, which must exist."""
+    if value.lower() == SIMULATOR_SOURCE:
+        return None
+    if value.lower() == "warehouse":
+        raise SettingsError(
+            f"{ENV_SOURCE}=warehouse (tables already in the raw schema) is not supported yet; "
+            "export them to a folder of CSV or Parquet files and name the folder"
+        )
+    folder = Path(value).expanduser().resolve()
+    if not folder.is_dir():
+        raise SettingsError(f"{ENV_SOURCE}={value!r} is neither {SIMULATOR_SOURCE!r} nor a folder")
+    return folder
+
+
 def load_settings(
     *,
     clients: int | None = None,
     history_days: int | None = None,
+    source: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
     """Resolve settings from arguments (the CLI), the environment, and the data directory's pin."""
@@ -175,4 +199,5 @@ def load_settings(
             **requested,  # type: ignore[arg-type]
         )
         write_pin(data_dir, config)
-    return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config)
+    return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config,
+                    source=resolve_source(source or env.get(ENV_SOURCE, SIMULATOR_SOURCE)))

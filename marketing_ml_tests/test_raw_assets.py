@@ -99,6 +99,59 @@ def test_rematerializing_a_partition_replaces_it(tmp_path):
     assert snapshot() == before
 
 
+CONTRACT_CHECKED = {"raw_clients", "raw_marketing_events", "raw_campaign_touches", "raw_interventions", "raw_outcomes"}
+
+
+def test_the_simulators_raw_tables_pass_their_blocking_contract_checks(tmp_path):
+    result = run_step(small_settings(tmp_path / "contract"), "step_data", TEST_START, TEST_START + dt.timedelta(days=4))
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.asset_key.to_user_string() for e in evaluations if e.check_name == "data_contract"} == CONTRACT_CHECKED
+    assert all(e.passed for e in evaluations if e.check_name == "data_contract")
+
+
+def test_a_partition_that_breaks_the_contract_is_not_written_and_blocks_what_follows(tmp_path, monkeypatch):
+    from marketing_ml.simulation import assets as simulation_assets
+
+    settings = small_settings(tmp_path / "broken")
+    instance = dg.DagsterInstance.ephemeral()
+    run_step(settings, "step_data", TEST_START, TEST_START, instance=instance)
+
+    def counts():  # every raw table (a table without rows yet, outcomes of one day say, is not created)
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            tables = conn.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()
+            return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for (t,) in tables}
+
+    before = counts()
+    simulate = simulation_assets.simulate_days
+
+    def with_an_unknown_client(*args, **kwargs):
+        days = simulate(*args, **kwargs)
+        days.events.loc[0, "client_id"] = 10**9
+        return days
+
+    monkeypatch.setattr(simulation_assets, "simulate_days", with_an_unknown_client)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("step_features")  # the data a feature build would read must be checked first
+    day = (TEST_START + dt.timedelta(days=1)).isoformat()
+    selection = dg.AssetSelection.groups("raw", "ground_truth") | dg.AssetSelection.assets(
+        *job.asset_layer.executable_asset_keys)
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[dg.define_asset_job("data_then_features", selection)]))
+    result = merged.resolve_job_def("data_then_features").execute_in_process(
+        instance=instance, tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [(e.asset_key.to_user_string(), e.check_name) for e in failed] == [("raw_marketing_events", "data_contract")]
+    report = failed[0].metadata["report"].value
+    assert "client_id: known client: 1 row(s)" in report and "1000000000" in report
+    assert counts() == before  # no table of the broken partition was written
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert not materialized & {"stg_marketing_events", "client_features_daily", "raw_marketing_events"}
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert started == {"raw_clients", "true_client_traits", "simulated_daily_activity"}  # the dbt build never started
+
+
 def test_definitions_load_and_validate(tmp_path):
     defs = build_definitions(small_settings(tmp_path / "defs"))
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}

@@ -134,3 +134,10 @@ def test_the_architecture_diagram_draws_the_asset_graph(tmp_path):
     for kind, source, target in edges:
         if kind == "-->":
             assert any(upstream[t] & members(source) for t in members(target)), f"{source} --> {target} is no dependency"
+
+
+def test_the_bring_your_own_data_section_is_rendered_from_the_contract():
+    from marketing_ml.sources.contract import readme_with_contract
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme_with_contract(readme) == readme, "regenerate it: python -m marketing_ml.sources.contract README.md"

@@ -5,6 +5,8 @@ of the simulated world (`simulated_daily_activity`), because events, touches, ou
 day are drawn together; a backfill of any length is one run that replays the world once.
 """
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
@@ -12,23 +14,44 @@ from marketing_ml.metadata import markdown_table, preview
 from marketing_ml.partitions import partition_dates
 from marketing_ml.resources.simulation import SimulationResource
 from marketing_ml.simulation.effects import shift_frame
+from marketing_ml.simulation.config import SimulationConfig
 from marketing_ml.simulation.engine import SimulatedDays, simulate_days
 from marketing_ml.simulation.population import client_profiles, client_truth, generate_population
+from marketing_ml.sources.checks import contract_check_results, contract_check_spec, fail_on_violations
+from marketing_ml.sources.mapping import SourceMapping
+from marketing_ml.sources.validation import TableReport, check_tables
 
 RAW_SCHEMA = "raw"
 TRUTH_SCHEMA = "ground_truth"
+
+def contract_as_of(config: SimulationConfig, last: dt.date | None = None) -> dt.date:
+    """The day after which the contract calls a simulated date "in the future": today, or later when the
+    simulated world reaches further — its clients include those who enrol during the first year of the
+    history, and a partition range may end after today."""
+    return max(dt.date.today(), config.date_of(365), last or dt.date.min)
+
+
+def contract_reports(tables: dict[str, pd.DataFrame], checked: list[str], as_of: dt.date) -> dict[str, TableReport]:
+    """The contract's reports of the `checked` tables (the simulator's frames are in its names already)."""
+    return check_tables(tables, SourceMapping(), as_of, checked)[0]
+
 
 @dg.asset(
     group_name="raw",
     kinds={"python", "duckdb"},
     metadata={"schema": RAW_SCHEMA},
+    check_specs=[contract_check_spec("clients")],
     description="One row per plan participant: profile, plan and contact data as the record keeper holds it.",
 )
-def raw_clients(context: dg.AssetExecutionContext, simulation: SimulationResource) -> pd.DataFrame:
+def raw_clients(simulation: SimulationResource):
     config = simulation.config
     clients = client_profiles(config, generate_population(config))
-    context.add_output_metadata({"preview": preview(clients), "summary": dg.MetadataValue.md(clients_summary(clients))})
-    return clients
+    reports = contract_reports({"clients": clients}, ["clients"], contract_as_of(config))
+    if any(r.violations for r in reports.values()):
+        yield from contract_check_results(reports)
+        fail_on_violations(reports)  # before the output: the warehouse keeps what it had
+    yield dg.Output(clients, metadata={"preview": preview(clients), "summary": dg.MetadataValue.md(clients_summary(clients))})
+    yield from contract_check_results(reports)
 
 @dg.asset(
     group_name="ground_truth",
@@ -103,12 +126,17 @@ DAILY_SPECS = [
     ),
 ]
 
+# the daily tables of the data contract (the hazards are the simulator's own truth)
+CHECKED_DAILY_TABLES = ("marketing_events", "campaign_touches", "interventions", "outcomes")
+
+
 def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=DAILY_SPECS,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=False,
+        check_specs=[contract_check_spec(t) for t in CHECKED_DAILY_TABLES],
     )
     def simulated_daily_activity(context: dg.AssetExecutionContext, simulation: SimulationResource):
         first, last = partition_dates(context)
@@ -117,7 +145,14 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
         def progress(done: int, total: int) -> None:
             context.log.info(f"simulated client block {done}/{total}")
 
-        days = simulate_days(simulation.config, first, last, workers=simulation.workers or None, progress=progress)
+        config = simulation.config
+        days = simulate_days(config, first, last, workers=simulation.workers or None, progress=progress)
+        tables = {"clients": client_profiles(config, generate_population(config)), "marketing_events": days.events,
+                  "campaign_touches": days.touches, "interventions": days.interventions, "outcomes": days.outcomes}
+        reports = contract_reports(tables, list(CHECKED_DAILY_TABLES), contract_as_of(config, last))
+        if any(r.violations for r in reports.values()):
+            yield from contract_check_results(reports)
+            fail_on_violations(reports)  # before any output: the warehouse keeps what it had
         summary = dg.MetadataValue.md(activity_summary(days))
         for name, frame in (
             ("raw_marketing_events", days.events),
@@ -127,6 +162,7 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
             ("true_daily_hazards", days.hazards),
         ):
             yield dg.Output(frame, output_name=name, metadata={"preview": preview(frame), "summary": summary})
+        yield from contract_check_results(reports)
 
     return simulated_daily_activity
 
