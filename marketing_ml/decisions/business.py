@@ -85,11 +85,11 @@ def eligible(pool: pd.DataFrame, last_call_days_ago: pd.Series, last_campaign_da
     `may_campaign`; opted-out clients are dropped.
 
     `pool` is one row per active client (`POOL_COLUMNS`); the two series give, per client_id, the days since
-    their latest call and campaign contact (absent: never). Calls skip converted clients, as the
+    their latest call and campaign contact (absent: never). A null opt-out is no opt-out recorded. Calls skip converted clients, as the
     randomised experiment the uplift models learnt from did, so no model is asked about clients it never
     saw contacted.
     """
-    pool = pool[~pool["contact_opt_out"].astype(bool)].reset_index(drop=True)
+    pool = pool[~pool["contact_opt_out"].fillna(False).astype(bool)].reset_index(drop=True)
     call_ago = pool["client_id"].map(last_call_days_ago)
     campaign_ago = pool["client_id"].map(last_campaign_days_ago)
     return pool.assign(

@@ -130,6 +130,8 @@ CLIENTS = _table(
         "risk_tolerance": _column("text", "Investment risk profile.", checks=(_allowed(RISK_TOLERANCES),)),
         "service_tier": _column("text", "Service tier of the account.", checks=(_allowed(SERVICE_TIERS),)),
         "home_owner": _column("boolean", "Owns a home."),
+        "contact_opt_out": _column("boolean", "Asked not to be contacted proactively: never in a call list or "
+                                   "campaign. Absent or null: no opt-out recorded.", required=False),
         "employer_id": _column("identifier", "The plan sponsor.", required=False),
         "industry": _column("text", "The employer's industry.", required=False),
         "assigned_advisor_id": _column("identifier", "The advisor the participant is assigned to.", required=False),
