@@ -22,7 +22,7 @@ from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.scoring.batch import features_of_day
+from marketing_ml.scoring.batch import features_of_day, score_days
 from marketing_ml.simulation.effects import INTERVENTION_NAMES
 from marketing_ml.uplift.assets import CHAMPIONS as UPLIFT_CHAMPIONS
 from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion, uplift_champions
@@ -90,12 +90,8 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         for intervention in INTERVENTION_NAMES:
             context.log.info(f"{intervention}: " + (f"uplift champion v{champions[intervention].version}"
                                                     if intervention in champions else "no uplift champion"))
-        days = []
-        for day in partition_days(context):
-            features = features_of_day(warehouse, day)
-            days.append(score_uplift(features, champions))
-            context.log.info(f"{day}: uplift scored {len(features):,} clients")
-        scores = pd.concat(days, ignore_index=True)
+        scores = score_days(warehouse, partition_days(context), lambda f: score_uplift(f, champions),
+                            context.log.info, "uplift scored")
         context.add_output_metadata({
             "model_versions": dg.MetadataValue.json({i: c.version for i, c in champions.items()}),
             **{f"mean_{c}": float(scores[c].mean()) for c in EFFECT_COLUMNS.values() if scores[c].notna().any()},
@@ -143,7 +139,8 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
             lists = lists_of_day(inputs, champions, features_of_day(warehouse, day), a)
             for name, rows in lists.items():
                 built[name].append(rows.assign(as_of_date=pd.Timestamp(day)))
-            context.log.info(f"{day}: " + ", ".join(f"{len(rows):,} {name.replace('_', ' ')}" for name, rows in lists.items()))
+            context.log.info(f"{day} ({len(built['advisor_queue'])}/{len(days)}): "
+                             + ", ".join(f"{len(rows):,} {name.replace('_', ' ')}" for name, rows in lists.items()))
             try:
                 day, inputs = steps.send(lists)
             except StopIteration:
@@ -184,6 +181,7 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
             lists = {n: on_day(f, day) for n, f in listed.items()}
             tables.append(impact_of_lists(inputs, lists, on_day(truth, day), horizons, a)
                           .assign(as_of_date=pd.Timestamp(day)))
+            context.log.info(f"{day} ({len(tables)}/{len(days)}): impact of {sum(map(len, lists.values())):,} contacts")
             try:
                 day, inputs = steps.send(lists)
             except StopIteration:

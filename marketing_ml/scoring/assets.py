@@ -15,7 +15,7 @@ from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.tasks import OUTCOME_TASKS, TASK_NAMES, champion_key
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.scoring.batch import explain_clients, features_of_day, load_champions, score_clients
+from marketing_ml.scoring.batch import explain_clients, load_champions, score_clients, score_days
 from marketing_ml.scoring.context import with_client_context
 from marketing_ml.scoring.segments import client_segments as segments_of_day
 
@@ -38,12 +38,8 @@ def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsD
     def daily_predictions(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource) -> pd.DataFrame:
         champions = load_champions(mlflow.tracking_uri)
         context.log.info("champions: " + ", ".join(f"{t} v{m.version}" for t, m in champions.items()))
-        days = []
-        for day in partition_days(context):
-            features = features_of_day(warehouse, day)
-            days.append(score_clients(features, champions))
-            context.log.info(f"{day}: scored {len(features):,} clients")
-        predictions = pd.concat(days, ignore_index=True)
+        predictions = score_days(warehouse, partition_days(context), lambda f: score_clients(f, champions),
+                                 context.log.info, "scored")
         context.add_output_metadata(
             {
                 "model_versions": dg.MetadataValue.json({t: m.version for t, m in champions.items()}),
@@ -67,9 +63,8 @@ def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsD
     )
     def prediction_explanations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource) -> pd.DataFrame:
         champions = load_champions(mlflow.tracking_uri)
-        explained = pd.concat(
-            [explain_clients(features_of_day(warehouse, day), champions) for day in partition_days(context)], ignore_index=True
-        )
+        explained = score_days(warehouse, partition_days(context), lambda f: explain_clients(f, champions),
+                               context.log.info, "explained")
         top = pd.concat(
             [explained[f"{task}_reason_1"].value_counts().rename("clients").rename_axis("feature").reset_index().assign(task=task)
              for task in OUTCOME_TASKS],

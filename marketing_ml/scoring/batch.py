@@ -7,7 +7,7 @@ model versions, and each output row records them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,18 @@ def features_of_day(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame:
     if features.empty:
         raise LookupError(f"no feature rows for {day}: build the features step for that day first")
     return features
+
+
+def score_days(warehouse: WarehouseResource, days: list[dt.date], score: Callable[[pd.DataFrame], pd.DataFrame],
+               log: Callable[[str], None], what: str) -> pd.DataFrame:
+    """`score` applied to each day's feature rows in turn (memory bounded by one day), with a line of
+    progress per day: a 35-day backfill is minutes of work."""
+    scored = []
+    for k, day in enumerate(days, start=1):
+        features = features_of_day(warehouse, day)
+        scored.append(score(features))
+        log(f"{day} ({k}/{len(days)}): {what} {len(features):,} clients")
+    return pd.concat(scored, ignore_index=True)
 
 
 def score_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]) -> pd.DataFrame:
