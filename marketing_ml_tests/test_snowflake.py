@@ -206,6 +206,9 @@ def _scoring_inputs(world: Settings, first: dt.date, last: dt.date) -> dict[str,
     queries = {
         "features.client_features_daily": f"select * from features.client_features_daily where {SAMPLE} {window}",
         "raw.raw_clients": f"select * from raw.raw_clients where {SAMPLE}",
+        # the contact logs the lists' cool-downs read
+        "raw.raw_interventions": f"select * from raw.raw_interventions where {SAMPLE}",
+        "raw.raw_campaign_touches": f"select * from raw.raw_campaign_touches where {SAMPLE}",
         "ground_truth.true_daily_hazards": f"select * from ground_truth.true_daily_hazards where {SAMPLE} {window}",
         "ground_truth.true_client_traits": f"select * from ground_truth.true_client_traits where {SAMPLE}",
     }
