@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from marketing_ml.features.cli import add_features_command
 from marketing_ml.pipeline.steps import STEP_NAMES, STEPS, Step
 from marketing_ml.settings import ENV_HOME, Settings, SettingsError, load_settings
+from marketing_ml.wiring import hide_dagster_beta_notices
 
 DAGSTER_YAML = """\
 # Written by marketing-ml. DuckDB allows one writer, so runs take turns.
@@ -44,6 +45,7 @@ def prepare_dagster_home(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hide_dagster_beta_notices()  # every run would start with notices about Dagster APIs a user cannot change
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

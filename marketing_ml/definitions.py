@@ -38,6 +38,7 @@ from marketing_ml.simulation import definitions as simulation
 from marketing_ml.streaming import definitions as streaming
 from marketing_ml.training import definitions as training
 from marketing_ml.uplift import definitions as uplift
+from marketing_ml.wiring import hide_dagster_beta_notices
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -73,4 +74,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # the code location's process starts here (`dagster dev`, its run workers): no beta notices in their logs
+    hide_dagster_beta_notices()
     return build_definitions(load_settings())
