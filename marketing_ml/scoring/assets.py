@@ -67,9 +67,11 @@ def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsD
     )
     def prediction_explanations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource) -> pd.DataFrame:
         champions = load_champions(mlflow.tracking_uri)
-        explained = pd.concat(
-            [explain_clients(features_of_day(warehouse, day), champions) for day in partition_days(context)], ignore_index=True
-        )
+        days = []
+        for day in partition_days(context):
+            days.append(explain_clients(features_of_day(warehouse, day), champions))
+            context.log.info(f"{day}: explained {len(days[-1]):,} clients")
+        explained = pd.concat(days, ignore_index=True)
         top = pd.concat(
             [explained[f"{task}_reason_1"].value_counts().rename("clients").rename_axis("feature").reset_index().assign(task=task)
              for task in OUTCOME_TASKS],
