@@ -266,6 +266,43 @@ def reliability_table() -> str:
     )
 
 
+def pipeline_table() -> str:
+    """`marketing-ml run` step by step against the issue's goals, then one generated line on the world,
+    CPU, memory and load; verdicts only at the goals' scale (50,000 clients x 365 days)."""
+    results = load("pipeline.json")
+    world, goals, failed = results["world"], results["goals"], results["failed_step"]
+
+    def verdict(seconds: float | None, goal: float | None) -> str:
+        if goal is None:
+            return ""
+        if seconds is None:
+            return "not measured"
+        if not world["default_scale"]:
+            return "not judged: smaller world"
+        return "met" if seconds <= goal else "**missed**"
+
+    measured = {s["step"]: s for s in results["steps"]}
+    rows = []
+    for name in (k.removesuffix("_seconds") for k in goals if k.endswith("_seconds") and not k.startswith(("goal_", "total"))):
+        goal = goals.get(f"goal_{name}_seconds")
+        step = measured.get(name)
+        shown = ("**FAILED** after " if name == failed else "") + f"{step['seconds']:.1f} s" if step else \
+            f"not run (stopped at `{failed}`)"
+        rows.append([f"`{name}`", shown, f"≤ {goal} s" if goal else "", verdict(goals[f"{name}_seconds"], goal)])
+    outside = results["total_seconds"] - results["steps_seconds_sum"]
+    rows.append(["outside the steps (start-up, the Definitions)", f"{outside:.1f} s", "", ""])
+    total = f"**{results['total_seconds']:.1f} s**" if results["completed"] else \
+        f"failed at `{failed}` after {results['total_seconds']:.1f} s"
+    rows.append(["whole run (`marketing-ml run`)", total, f"≤ {goals['goal_total_seconds']} s",
+                 verdict(goals["total_seconds"], goals["goal_total_seconds"])])
+    load_before, load_after = results["machine"]["load_average_before"], results["machine"]["load_average_after"]
+    trial = "" if world["default_scale"] else "A trial on a smaller world than the goals' 50,000 x 365: "
+    return _table(["step", "wall time", "goal", "verdict"], rows) + (
+        f"\n{trial}{world['clients']:,} clients x {world['days']} days on {results['machine']['cpus']} CPUs, "
+        f"{results['measured_on']}: CPU time {results['cpu_seconds']:,.0f} s (every process), peak memory "
+        f"{_gb(results['peak_rss_mb'])} (largest process), load average {load_before[0]} before, {load_after[0]} after.\n")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "simulation": simulation_table,
     "features": features_table,
@@ -278,6 +315,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "uplift": uplift_table,
     "streaming": streaming_table,
     "reliability": reliability_table,
+    "pipeline": pipeline_table,
 }
 
 

@@ -19,10 +19,11 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def write_results(benchmark: str, sections: dict, **machine: object) -> Path:
-    """Write `<benchmark>.json`: the benchmark's name, the machine (plus `machine` extras such as load
-    averages), the day, then the benchmark's own sections."""
-    path = RESULTS_DIR / f"{benchmark}.json"
+def write_results(benchmark: str, sections: dict, path: Path | None = None, **machine: object) -> Path:
+    """Write `<benchmark>.json` (or `path`, for a trial run that must not replace the results): the
+    benchmark's name, the machine (plus `machine` extras such as load averages), the day, then the
+    benchmark's own sections."""
+    path = path or RESULTS_DIR / f"{benchmark}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "benchmark": benchmark,

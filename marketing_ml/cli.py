@@ -32,6 +32,7 @@ from marketing_ml.settings import (
     load_settings,
     resolve_source,
 )
+from marketing_ml.wiring import hide_dagster_beta_notices
 
 DAGSTER_YAML = """\
 # Written by marketing-ml. DuckDB allows one writer, so runs take turns.
@@ -54,6 +55,7 @@ def prepare_dagster_home(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hide_dagster_beta_notices()  # every run would start with notices about Dagster APIs a user cannot change
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

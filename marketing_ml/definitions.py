@@ -40,6 +40,7 @@ from marketing_ml.sources import definitions as sources
 from marketing_ml.streaming import definitions as streaming
 from marketing_ml.training import definitions as training
 from marketing_ml.uplift import definitions as uplift
+from marketing_ml.wiring import hide_dagster_beta_notices
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -77,4 +78,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # the code location's process starts here (`dagster dev`, its run workers): no beta notices in their logs
+    hide_dagster_beta_notices()
     return build_definitions(load_settings())

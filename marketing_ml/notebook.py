@@ -7,7 +7,6 @@ uses by default, `.marketing_ml` at the repository root, rather than one beside 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +16,7 @@ from marketing_ml.definitions import build_definitions
 from marketing_ml.resources import resolved_warehouse
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.settings import ENV_HOME, Settings, load_settings
+from marketing_ml.wiring import hide_dagster_beta_notices
 
 
 class LocalPlatform(NamedTuple):
@@ -29,7 +29,7 @@ class LocalPlatform(NamedTuple):
 def open_local_platform() -> LocalPlatform:
     """Settings, Definitions, Dagster instance and warehouse of the data directory, or a clear error
     saying what to run when nothing has been built there yet."""
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)  # Dagster's beta notices would clutter output cells
+    hide_dagster_beta_notices()  # Dagster's beta notices would clutter output cells
     home = Path(os.environ.get(ENV_HOME) or Path.cwd().parent / ".marketing_ml").resolve()
     # checked before load_settings, which would pin a new world in an empty directory
     if not (home / "dagster_home").is_dir():

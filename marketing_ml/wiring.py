@@ -1,8 +1,10 @@
 """What every domain applies to its assets before handing them to the Definitions: links from each asset to
-its source code in the UI, and the storage kind of the warehouse in use."""
+its source code in the UI, and the storage kind of the warehouse in use; and the one filter for Dagster's
+beta notices, applied where a process starts."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import dagster as dg
@@ -22,3 +24,11 @@ def domain_assets(assets: Sequence[dg.AssetsDefinition], warehouse: str) -> list
         return spec.replace_attributes(kinds=(set(spec.kinds) - {"duckdb"}) | {warehouse})
 
     return list(dg.map_asset_specs(swap, referenced))
+
+
+def hide_dagster_beta_notices() -> None:
+    """Ignore Dagster's `BetaWarning` and `PreviewWarning`: they say an API we chose (`backfill_policy`, code
+    references) may change in a minor release, which nobody running the pipeline can act on. Called once where
+    a process starts (the CLI, the code location `dagster dev` loads); every other warning still shows."""
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)

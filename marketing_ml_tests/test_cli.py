@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -66,6 +68,22 @@ def test_a_different_world_in_the_same_directory_is_refused_with_advice(tmp_path
     result = _cli(["info"], home, MARKETING_ML_CLIENTS="2000")
     assert result.returncode == 2
     assert "MARKETING_ML_HOME" in result.stderr and "reset" in result.stderr
+
+
+def test_the_cli_prints_no_dagster_beta_notices(tmp_path):
+    from marketing_ml.definitions import build_definitions
+    from marketing_ml.settings import load_settings
+
+    # building the Definitions does raise them (backfill_policy, code references) ...
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        build_definitions(load_settings(environ={"MARKETING_ML_HOME": str(tmp_path / "in_process")}))
+    assert any(issubclass(w.category, dg.BetaWarning) for w in raised)
+    # ... and the CLI, which builds them before it refuses an --end-date before the history start, shows none
+    before_start = (TEST_START - dt.timedelta(days=1)).isoformat()
+    result = _cli(["run", "--clients", "500", "--end-date", before_start], tmp_path / "cli")
+    assert result.returncode == 2 and "before the history start" in result.stderr, result.stdout + result.stderr
+    assert "BetaWarning" not in result.stderr and "PreviewWarning" not in result.stderr, result.stderr
 
 
 def test_help_documents_every_command():

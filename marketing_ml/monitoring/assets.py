@@ -47,8 +47,11 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.Asse
     def feature_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
         columns = list(load_champion("conversion", mlflow.tracking_uri).predictor.feature_columns)
         reference = reference_rows(warehouse)
-        drift = pd.concat([feature_drift_of_day(warehouse, reference, day, columns) for day in partition_days(context)],
-                          ignore_index=True)
+        days = []
+        for day in partition_days(context):
+            days.append(feature_drift_of_day(warehouse, reference, day, columns))
+            context.log.info(f"{day}: drift of {len(columns)} features")
+        drift = pd.concat(days, ignore_index=True)
         drift["severity"] = [int(FEATURE_PSI.severity(v)) for v in drift["psi"]]
         latest = drift[drift["as_of_date"] == drift["as_of_date"].max()]
         worst = latest.head(15)

@@ -161,6 +161,8 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
             ("raw_interventions", days.interventions),
             ("true_daily_hazards", days.hazards),
         ):
+            # Dagster writes each output (and a materialization per day) before the next: the write phase's progress
+            context.log.info(f"writing {name}: {len(frame):,} rows of {first}..{last}")
             yield dg.Output(frame, output_name=name, metadata={"preview": preview(frame), "summary": summary})
         yield from contract_check_results(reports)
 
