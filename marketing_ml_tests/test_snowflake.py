@@ -247,7 +247,10 @@ def test_scoring_assets_run_through_the_snowflake_io_manager(trained, tmp_path, 
         return warehouse.query(f"select as_of_date, count(*) as n from scoring.{table} group by 1 order by 1")
 
     counts = {key.path[-1]: per_day(key.path[-1]) for key in scoring}
-    assert all(len(c) == 2 and (c["n"] > 0).all() for c in counts.values()), counts
+    # the call lists of this 500-client sample may be used up on the first day: a called client waits 90 days
+    calls = {"advisor_queue", "retention_list"}
+    assert all(len(c) == 2 and (c["n"] > 0).all() for name, c in counts.items() if name not in calls), counts
+    assert all(len(counts[name]) >= 1 for name in calls), counts
     # the predictions are the champions' scores of exactly these feature rows, through the round trip
     champions = {task: load_champion(task, settings.mlflow_tracking_uri) for task in TASK_NAMES}
     features = inputs["features.client_features_daily"]

@@ -50,6 +50,8 @@ def day_inputs(clients: pd.DataFrame, predictions: pd.DataFrame, uplift: pd.Data
     pool = eligible(clients, calls_ago, campaigns_ago, a)
     pool = pool.merge(predictions.drop(columns=["as_of_date"]), on="client_id", how="inner", validate="one_to_one")
     pool = pool.merge(uplift[["client_id", *EFFECT_COLUMNS.values()]], on="client_id", how="left", validate="one_to_one")
+    # an all-empty effect column comes back from some warehouses as objects (None), not floats
+    pool = pool.astype(dict.fromkeys(EFFECT_COLUMNS.values(), "float64"))
     uplift_lists = tuple(u for u, column in EFFECT_COLUMNS.items() if pool[column].notna().any())
     response = pool[[f"score_{x}" for x in CAMPAIGN_ACTIONS]].to_numpy(dtype=np.float64)
     none = pool[f"score_{NO_CONTACT}"].to_numpy(dtype=np.float64)
