@@ -108,6 +108,13 @@ def test_the_retention_list_never_calls_a_sleeping_dog():
     assert plan_revenue([100_000.0], A)[0] == pytest.approx(1_000.0)
 
 
+def test_campaign_action_costs_are_configuration():
+    cheap = BusinessAssumptions(campaign_action_costs_usd={x: 1.0 for x in CAMPAIGN_ACTIONS})
+    assert (cheap.action_costs == 1.0).all() and len(BusinessAssumptions().action_costs) == len(CAMPAIGN_ACTIONS)
+    with pytest.raises(ValueError, match="give a cost for every action"):
+        _ = BusinessAssumptions(campaign_action_costs_usd={}).action_costs
+
+
 def test_campaigns_take_the_best_net_action_by_value_per_dollar_within_budget():
     costs = np.array([1.0, 2.0])
     score = np.array([[0.5, 3.0], [2.0, 1.0], [-1.0, -0.5], [0.4, 0.1]])

@@ -46,6 +46,8 @@ class BusinessConfig(dg.Config):
     call_cooldown_days: int = Field(default=90, description="No call to a client called in the last N days "
                                     "(logged outreach or retention calls, and the platform's earlier lists).")
     campaign_cooldown_days: int = Field(default=14, description="No campaign to a client touched by one in the last N days.")
+    campaign_action_costs_usd: dict[str, float] = Field(
+        default_factory=lambda: dict(business.DEFAULT_ACTION_COSTS), description="Cost of one contact per campaign action.")
 
     def assumptions(self) -> business.BusinessAssumptions:
         return business.BusinessAssumptions(**self.model_dump())

@@ -25,7 +25,7 @@ frames; dollars rest on `BusinessAssumptions`, configuration shown beside every 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from marketing_ml.simulation.vocabulary import ACTIONS
 
 NO_CONTACT = "no_contact"
 CAMPAIGN_ACTIONS = tuple(a.name for a in ACTIONS if a.name != NO_CONTACT)
+DEFAULT_ACTION_COSTS = {a.name: a.cost_usd for a in ACTIONS if a.name != NO_CONTACT}
 USE_CASES = ("advisor_queue", "retention_list", "campaign_targets")
 # the interventions behind the two call lists (`simulation.effects.INTERVENTIONS`)
 LIST_INTERVENTION = {"advisor_queue": "advisor_outreach", "retention_list": "retention_call"}
@@ -54,6 +55,7 @@ class BusinessAssumptions:
     campaign_daily_budget_usd: float = 2_000.0
     call_cooldown_days: int = 90  # no call to a client called (outreach or retention) in the last N days
     campaign_cooldown_days: int = 14  # no campaign to a client touched by one in the last N days
+    campaign_action_costs_usd: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_ACTION_COSTS))
 
     def as_table(self) -> pd.DataFrame:
         return pd.DataFrame({"assumption": list(asdict(self)), "value": [str(v) for v in asdict(self).values()]})
@@ -61,7 +63,10 @@ class BusinessAssumptions:
     @property
     def action_costs(self) -> np.ndarray:
         """USD per contact of each of `CAMPAIGN_ACTIONS`."""
-        return np.asarray([a.cost_usd for a in ACTIONS if a.name != NO_CONTACT], dtype=np.float64)
+        missing = [x for x in CAMPAIGN_ACTIONS if x not in self.campaign_action_costs_usd]
+        if missing:
+            raise ValueError(f"campaign_action_costs_usd lacks {', '.join(missing)}: give a cost for every action")
+        return np.asarray([self.campaign_action_costs_usd[x] for x in CAMPAIGN_ACTIONS], dtype=np.float64)
 
 
 def advisory_revenue(investable_assets, a: BusinessAssumptions) -> np.ndarray:
