@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -233,6 +234,9 @@ def _ui(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "dagster", "dev", "-m", "marketing_ml.definitions", "-h", "127.0.0.1",
                "-p", str(args.port)]
     print(f"DAGSTER_HOME={settings.dagster_home} {' '.join(command)}")
+    # dagster dev maps SIGTERM onto SIGINT's handler; started from a background job SIGINT is ignored,
+    # and an ignored signal survives exec, so the UI could then not be stopped: restore the default first
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv(command[0], command)
     return 0  # unreachable: exec replaces the process
 
