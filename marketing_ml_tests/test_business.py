@@ -95,7 +95,7 @@ def test_one_contact_per_client_per_day_across_the_three_lists():
     plan = plan_day(pool, policy, A)
     lists = [set(plan.advisor), set(plan.retention), set(plan.campaign)]
     assert all(lists) and sum(map(len, lists)) == len(set().union(*lists))
-    pools = use_case_pools(pool, plan)
+    pools = use_case_pools(pool, plan.advisor, plan.retention)
     assert not pools["retention_list"][plan.advisor].any() and not pools["campaign_targets"][plan.retention].any()
 
 
@@ -133,7 +133,7 @@ def test_the_oracle_captures_everything_and_random_is_its_exact_expectation():
     campaign = np.tile(np.linspace(0.0, 0.2, len(CAMPAIGN_ACTIONS)), (n, 1)) * np.arange(n)[:, None] / n
     truth = gains(n, advisor, retention, campaign)
     plan = plan_day(pool, impact.oracle_policy(pool, truth, A), A)
-    pools = use_case_pools(pool, plan)
+    pools = use_case_pools(pool, plan.advisor, plan.retention)
     policies = {"value_only": value_policy(pool, A),
                 # an uplift model that knows the truth is the oracle
                 "uplift": uplift_scores_policy("uplift", pool, advisor, -retention, campaign, A)}
@@ -184,7 +184,7 @@ def test_a_range_sums_distinct_contacts_and_never_multiplies_a_day():
         seen.extend(called.tolist())
         contacted.update(dict.fromkeys(called.tolist(), day))
         capacity = impact.Capacity(pool["advisor_id"].iloc[plan.advisor].value_counts().to_dict(), len(plan.retention), 0.0)
-        tables.append(impact.impact_of_day(pool, day_truth, {}, use_case_pools(pool, plan), capacity, A, ())
+        tables.append(impact.impact_of_day(pool, day_truth, {}, use_case_pools(pool, plan.advisor, plan.retention), capacity, A, ())
                       .assign(as_of_date=day))
     assert len(seen) == len(set(seen))  # a client called once in the cool-down
     daily = pd.concat(tables)

@@ -280,14 +280,10 @@ def impact_of_lists(inputs: DayInputs, lists: dict[str, pd.DataFrame], truth: pd
     pool = inputs.pool
     truth = pool[["client_id"]].merge(truth, on="client_id", how="left", validate="one_to_one")
     position = pd.Series(np.arange(len(pool)), index=pool["client_id"])
-    plan = business.DayPlan(
-        position.loc[lists["advisor_queue"]["client_id"]].to_numpy(),
-        position.loc[lists["retention_list"]["client_id"]].to_numpy(),
-        position.loc[lists["campaign_targets"]["client_id"]].to_numpy(),
-        np.zeros(len(lists["campaign_targets"]), dtype=int),
-    )
+    pools = business.use_case_pools(pool, position.loc[lists["advisor_queue"]["client_id"]].to_numpy(),
+                                    position.loc[lists["retention_list"]["client_id"]].to_numpy())
     capacity = impact.Capacity(lists["advisor_queue"].groupby("advisor_id").size().to_dict(),
                                len(lists["retention_list"]), float(lists["campaign_targets"]["cost_usd"].sum()))
     policies = {**inputs.baselines, "uplift": inputs.platform}
-    return impact.impact_of_day(pool, impact.true_gains(truth, horizons), policies, business.use_case_pools(pool, plan),
-                                capacity, a, inputs.uplift_lists + ("campaign_targets",))
+    return impact.impact_of_day(pool, impact.true_gains(truth, horizons), policies, pools, capacity, a,
+                                inputs.uplift_lists + ("campaign_targets",))

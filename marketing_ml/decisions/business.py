@@ -171,12 +171,16 @@ def value_policy(pool: pd.DataFrame, a: BusinessAssumptions) -> Policy:
 
 # ---- selections under capacity ---------------------------------------------------------------------------
 
+def _candidates(score: np.ndarray, available: np.ndarray, positive_only: bool) -> np.ndarray:
+    """Rows a list may choose: available, scored, and (for incremental scores) expected to gain."""
+    return np.flatnonzero(available & np.isfinite(score) & ((score > 0) if positive_only else True))
+
+
 def select_per_advisor(advisor_id: np.ndarray, score: np.ndarray, available: np.ndarray, capacity: int | np.ndarray,
                        positive_only: bool) -> np.ndarray:
     """Rows of each advisor's top available clients by score (ties: lower row first), in (advisor, rank)
     order: `capacity` of them, or per row its advisor's capacity when an array."""
-    ok = available & np.isfinite(score) & ((score > 0) if positive_only else True)
-    rows = np.flatnonzero(ok)
+    rows = _candidates(score, available, positive_only)
     order = rows[np.lexsort((rows, -score[rows], advisor_id[rows]))]
     group = advisor_id[order]
     starts = np.r_[0, np.flatnonzero(group[1:] != group[:-1]) + 1]
@@ -187,8 +191,7 @@ def select_per_advisor(advisor_id: np.ndarray, score: np.ndarray, available: np.
 
 def select_top(score: np.ndarray, available: np.ndarray, capacity: int, positive_only: bool) -> np.ndarray:
     """Rows of the top `capacity` available clients by score, best first."""
-    ok = available & np.isfinite(score) & ((score > 0) if positive_only else True)
-    rows = np.flatnonzero(ok)
+    rows = _candidates(score, available, positive_only)
     return rows[np.lexsort((rows, -score[rows]))][:capacity]
 
 
@@ -198,8 +201,7 @@ def select_campaign(score: np.ndarray, costs: np.ndarray, available: np.ndarray,
     the longest prefix within the budget."""
     best = np.argmax(np.where(np.isfinite(score), score, -np.inf), axis=1) if len(score) else np.zeros(0, int)
     best_score = score[np.arange(len(score)), best]
-    ok = available & np.isfinite(best_score) & ((best_score > 0) if positive_only else True)
-    rows = np.flatnonzero(ok)
+    rows = _candidates(best_score, available, positive_only)
     per_dollar = best_score[rows] / costs[best[rows]]
     rows = rows[np.lexsort((rows, -per_dollar))]
     within = np.cumsum(costs[best[rows]]) <= budget + 1e-9
@@ -232,14 +234,15 @@ def plan_day(pool: pd.DataFrame, policy: Policy, a: BusinessAssumptions) -> DayP
     return DayPlan(advisor, retention, campaign, action)
 
 
-def use_case_pools(pool: pd.DataFrame, plan: DayPlan) -> dict[str, np.ndarray]:
-    """Who each list chose from under `plan` (the platform's own): the eligible clients the higher-priority
-    lists left. The baselines are compared with the platform inside these same pools."""
+def use_case_pools(pool: pd.DataFrame, advisor: np.ndarray, retention: np.ndarray) -> dict[str, np.ndarray]:
+    """Who each list chose from, given the rows the platform's own advisor queue and retention list called:
+    the eligible clients the higher-priority lists left. The baselines are compared with the platform inside
+    these same pools."""
     free = np.ones(len(pool), dtype=bool)
     pools = {"advisor_queue": pool["may_call"].to_numpy(bool).copy()}
-    free[plan.advisor] = False
+    free[advisor] = False
     pools["retention_list"] = pools["advisor_queue"] & free
-    free[plan.retention] = False
+    free[retention] = False
     pools["campaign_targets"] = pool["may_campaign"].to_numpy(bool) & free
     return pools
 

@@ -105,6 +105,11 @@ def _row(use_case: str, policy: str, contacts: float, cost: float, outcomes: flo
             "incremental_revenue_usd": float(revenue)}
 
 
+def _mean(x: np.ndarray) -> float:
+    """The mean of an empty pool's gains is no gain."""
+    return float(x.mean()) if len(x) else 0.0
+
+
 def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.ndarray], capacity: Capacity,
                  a: BusinessAssumptions) -> list[dict]:
     rows = []
@@ -121,14 +126,13 @@ def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.nd
     ok = pools["retention_list"]
     k = min(int(ok.sum()), capacity.retention_calls)
     saved = (gains.retention * plan_revenue(pool["balance_401k"], a))[ok]
-    mean = (lambda x: float(x.mean()) if len(x) else 0.0)
-    rows.append(_row("retention_list", "random", k, k * a.retention_call_cost_usd, k * mean(gains.retention[ok]),
-                     k * mean(gains.retention_baseline[ok]), k * mean(saved)))
+    rows.append(_row("retention_list", "random", k, k * a.retention_call_cost_usd, k * _mean(gains.retention[ok]),
+                     k * _mean(gains.retention_baseline[ok]), k * _mean(saved)))
     ok = pools["campaign_targets"]
     mean_cost = float(a.action_costs.mean())
     k = min(float(ok.sum()), capacity.campaign_budget_usd / mean_cost)
-    responses = k * mean(gains.campaign[ok])
-    rows.append(_row("campaign_targets", "random", k, k * mean_cost, responses, k * mean(gains.campaign_baseline[ok]),
+    responses = k * _mean(gains.campaign[ok])
+    rows.append(_row("campaign_targets", "random", k, k * mean_cost, responses, k * _mean(gains.campaign_baseline[ok]),
                      responses * a.response_value_usd))
     return rows
 
