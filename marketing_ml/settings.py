@@ -14,7 +14,12 @@ given date. Environment variables only choose it for a new directory; asking an 
 for a different world is an error that says what to do.
 
 `MARKETING_ML_SOURCE` chooses where the raw tables come from: `simulator` (the default) or a folder of
-the provider's own files, checked against the data contract (`marketing_ml/sources/`).
+the provider's own files, checked against the data contract (`marketing_ml/sources/`). Only the simulator
+knows the truth (true hazards, effects, best actions): `Settings.ground_truth` is the one place that says
+whether figures that need it can be computed, and `NO_GROUND_TRUTH` is the reason shown where they are not.
+
+`MLFLOW_TRACKING_URI` names a tracking server or database for runs, models and the registry (training,
+registry, scoring, the API); without it they live in the data directory's SQLite store.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ ENV_SEED = "MARKETING_ML_SEED"
 ENV_REGIME_SHIFT = "MARKETING_ML_REGIME_SHIFT"
 ENV_EFFECT_CORRELATION = "MARKETING_ML_EFFECT_CORRELATION"
 ENV_SOURCE = "MARKETING_ML_SOURCE"
+ENV_MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 SIMULATOR_SOURCE = "simulator"
+NO_GROUND_TRUTH = ("omitted: the raw data comes from the provider's files, and only the simulator knows the "
+                   "truth (true hazards, effects and best actions)")
 
 DEFAULT_CLIENTS = 50_000
 DEFAULT_HISTORY_DAYS = 365
@@ -100,6 +108,13 @@ class Settings:
     # a folder of the provider's own files (marketing_ml/sources/) the raw tables are loaded from, or None:
     # the simulator's
     source: Path | None = None
+    # MLFLOW_TRACKING_URI when set (a tracking server or database), else None: the data directory's store
+    mlflow_tracking: str | None = None
+
+    @property
+    def ground_truth(self) -> bool:
+        """Whether the simulator's ground truth exists beside the raw tables: only when the simulator made them."""
+        return self.source is None
 
     @property
     def duckdb_path(self) -> Path:
@@ -111,7 +126,7 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        return self.mlflow_tracking or f"sqlite:///{self.data_dir / 'mlflow.db'}"
 
     @property
     def mlflow_artifact_root(self) -> Path:
@@ -200,4 +215,5 @@ def load_settings(
         )
         write_pin(data_dir, config)
     return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config,
-                    source=resolve_source(source or env.get(ENV_SOURCE, SIMULATOR_SOURCE)))
+                    source=resolve_source(source or env.get(ENV_SOURCE, SIMULATOR_SOURCE)),
+                    mlflow_tracking=env.get(ENV_MLFLOW_TRACKING_URI) or None)
