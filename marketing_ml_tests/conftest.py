@@ -205,3 +205,28 @@ def uplift_world(tmp_path_factory):
         # the step succeeds whether or not a gate refuses on this small world; the tests check either outcome
         uplift = run_step(settings, "step_uplift", TEST_START, UPLIFT_END, instance=instance)
     return settings, {e.check_name: e for e in uplift.get_asset_check_evaluations()}
+
+
+# ---- a provider's own data: a simulated world exported as files (UUID ids, its own names), no ground truth ----
+
+OWN_DATA_CLIENTS = 4_000
+OWN_DATA_DAYS = 220  # long enough for matured 90-day contact windows after the warm-up, as the uplift world
+OWN_DATA_END = TEST_START + dt.timedelta(days=OWN_DATA_DAYS - 1)
+
+
+@pytest.fixture(scope="session")
+def own_data_world(tmp_path_factory) -> Settings:
+    """A data directory whose raw tables come from a provider's extract (MARKETING_ML_SOURCE=<folder>): the
+    data and features steps built, the runs recorded in its own Dagster instance. No ground truth exists."""
+    from marketing_ml.sources.export import export_simulated_world
+
+    config = SimulationConfig(start_date=TEST_START, n_clients=OWN_DATA_CLIENTS)
+    root = tmp_path_factory.mktemp("mm_own_data")
+    world = export_simulated_world(config, TEST_START, OWN_DATA_END, root / "provider")
+    settings = Settings(root / "home", "duckdb", config, source=world.folder)
+    write_pin(settings.data_dir, config)
+    settings.dagster_home.mkdir()
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        for step in ("step_data", "step_features"):
+            run_step(settings, step, TEST_START, OWN_DATA_END, instance=instance)
+    return settings
