@@ -92,12 +92,16 @@ def cli_environment(settings: Settings) -> dict[str, str]:
             "MARKETING_ML_CLIENTS": str(settings.simulation.n_clients)}
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextmanager
 def marketing_ml_ui(settings: Settings, log_path: Path) -> Iterator[str]:
     """`.venv/bin/marketing-ml ui` by path, venv not on PATH; yields the UI's URL once it answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = open(log_path, "w")
     process = subprocess.Popen([str(VENV_SCRIPT), "ui", "--port", str(port)], env=cli_environment(settings),
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -140,12 +140,14 @@ def _log_and_register(store: MLflowResource, trained, family: str, example: pd.D
     return str(version.version)
 
 
-def build_world(data_dir: Path, clients: int = 400) -> ServingWorld:
+def build_world(data_dir: Path, clients: int = 400, store: MLflowResource | None = None,
+                client_key=None) -> ServingWorld:
     """Champions of conversion (xgboost; a logreg v2 to move the alias to), churn (logreg), nba (logreg),
-    and the online feature table for `clients` clients."""
+    and the online feature table for `clients` clients, in `store` (default: a SQLite store in `data_dir`);
+    `client_key` maps the integer client ids of the online table to the provider's ids (e.g. UUIDs)."""
     rng = np.random.default_rng(11)
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = local_store(data_dir)
+    store = store or local_store(data_dir)
     versions: dict[str, list[str]] = {}
     plan = [("conversion", "xgboost", -4.0), ("conversion", "logreg", -4.0), ("churn", "logreg", -3.5)]
     for task, family, shift in plan:
@@ -163,9 +165,12 @@ def build_world(data_dir: Path, clients: int = 400) -> ServingWorld:
     # two feature partitions: the online table must take the latest one only
     older = feature_rows(clients + 50, rng).assign(as_of_date=FIRST_AS_OF)
     latest = feature_rows(clients, rng).assign(as_of_date=FIRST_AS_OF + dt.timedelta(days=1))
+    rows = pd.concat([older, latest], ignore_index=True)
+    if client_key is not None:
+        rows["client_id"] = rows["client_id"].map(client_key)
     with world.warehouse.connect() as conn:
         conn.execute("create schema if not exists features")
-        conn.register("rows", pd.concat([older, latest], ignore_index=True))
+        conn.register("rows", rows)
         conn.execute(f"create table {SOURCE_TABLE} as select * from rows")
     build_online_features(world.warehouse)
     return world

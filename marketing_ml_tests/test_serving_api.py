@@ -161,11 +161,18 @@ def test_an_invalid_payload_is_422_with_field_errors(api, features, location, er
     assert any(e["loc"] == location and e["type"] == error_type for e in errors), errors
 
 
-@pytest.mark.parametrize("client_id", [True, "42", 4.2])
-def test_the_echoed_client_id_must_be_an_integer(api, client_id):
+@pytest.mark.parametrize("client_id", [True, 4.2, [1]])
+def test_the_echoed_client_id_must_be_an_integer_or_a_string(api, client_id):
     _, client = api
     response = client.post("/v1/score", headers=AUTH, json={"client_id": client_id, "features": PAYLOAD})
-    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "client_id"]
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][:2] == ["body", "client_id"]
+
+
+@pytest.mark.parametrize("client_id", [42, "42", "5f0c2a4e-8d1b-5c3e-9a7f-0b1c2d3e4f50"])
+def test_the_echoed_client_id_comes_back_as_sent(api, client_id):
+    _, client = api
+    response = client.post("/v1/score", headers=AUTH, json={"client_id": client_id, "features": PAYLOAD})
+    assert response.status_code == 200 and response.json()["client_id"] == client_id
 
 
 def test_the_published_schema_says_what_the_routes_accept(api):
@@ -175,6 +182,18 @@ def test_the_published_schema_says_what_the_routes_accept(api):
     assert parameter["schema"]["type"] == "string"
     assert re.fullmatch(parameter["schema"]["pattern"].strip("^$"), "12345")
     assert not re.fullmatch(parameter["schema"]["pattern"].strip("^$"), "012")
+
+
+def test_where_the_provider_keys_clients_by_strings_the_path_takes_their_ids(serving_world):
+    runtime = ServingRuntime(serving_world.warehouse, serving_world.tracking_uri)
+    app = create_app(runtime, ApiKeys([KEY]), FIELDS, integer_client_ids=False)
+    schema = TestClient(app).get("/openapi.json").json()
+    [parameter] = schema["paths"]["/v1/clients/{client_id}/scores"]["get"]["parameters"]
+    pattern = parameter["schema"]["pattern"].strip("^$")
+    for client_id in ("12345", "5f0c2a4e-8d1b-5c3e-9a7f-0b1c2d3e4f50", "P-00042"):
+        assert re.fullmatch(pattern, client_id)
+    for client_id in ("1;drop table x", " 1", "-1", "a/b", "x" * 129):
+        assert not re.fullmatch(pattern, client_id)
 
 
 def test_non_finite_numbers_and_non_json_bodies_are_422(api):

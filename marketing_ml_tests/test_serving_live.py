@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,15 +31,10 @@ from marketing_ml.serving.advisor_queue import QUEUE_TABLE
 from marketing_ml.serving.api import ApiKeys, create_app
 from marketing_ml.serving.online_features import utc_now
 from marketing_ml.serving.runtime import ServingRuntime
+from marketing_ml_tests.conftest import free_port
 from marketing_ml_tests.serving_world import AUTH, FIELDS, KEY, copy_world, online_rows, upsert
 
 CLIENT = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

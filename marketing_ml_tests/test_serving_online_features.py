@@ -61,7 +61,7 @@ def test_the_online_table_follows_each_new_feature_partition(tmp_path):
 
 
 def _block(ids, stamps, value: float) -> RowBlock:
-    ids = np.asarray(ids, np.int64)
+    ids = np.asarray(ids, object if isinstance(ids[0], str) else np.int64)
     return RowBlock(ids, np.full(len(ids), np.datetime64("2025-03-02"), "datetime64[D]"),
                     np.asarray(stamps, "datetime64[us]"), {"m": np.full((len(ids), 2), value, np.float32)})
 
@@ -70,20 +70,22 @@ def _version(n: int, last: str) -> TableVersion:
     return TableVersion(n, pd.Timestamp("2025-03-02"), pd.Timestamp(last))
 
 
-def test_a_merge_appends_newer_rows_only_and_never_touches_published_rows():
-    base = FeatureSnapshot.build(_block([1, 2, 3], ["2025-03-02"] * 3, 0.0), _version(3, "2025-03-02"))
+@pytest.mark.parametrize("key", [int, lambda i: f"00000000-0000-5000-8000-00000000000{i}"], ids=["integer", "uuid"])
+def test_a_merge_appends_newer_rows_only_and_never_touches_published_rows(key):
+    base = FeatureSnapshot.build(_block([key(1), key(2), key(3)], ["2025-03-02"] * 3, 0.0), _version(3, "2025-03-02"))
+    assert base.integer_ids == (key is int)
     published = base.rows.encoded["m"][: base.rows.size].copy()
-    merged = base.merged(_block([2, 4, 3, 3], ["2025-03-03", "2025-03-03", "2025-03-01", "2025-03-04"], 1.0),
-                         _version(4, "2025-03-04"))
+    merged = base.merged(_block([key(2), key(4), key(3), key(3)],
+                                ["2025-03-03", "2025-03-03", "2025-03-01", "2025-03-04"], 1.0), _version(4, "2025-03-04"))
     assert merged.rows is base.rows, "appended in place, no copy"
     assert np.array_equal(base.rows.encoded["m"][: 3], published), "rows a published snapshot points to are unchanged"
-    assert base.positions == {1: 0, 2: 1, 3: 2}, "the old snapshot still answers as before"
-    assert len(merged) == 4 and merged.row(1) == 0
+    assert base.positions == {key(1): 0, key(2): 1, key(3): 2}, "the old snapshot still answers as before"
+    assert len(merged) == 4 and merged.row(key(1)) == 0
     for client in (2, 3, 4):
-        assert merged.rows.encoded["m"][merged.row(client)][0] == 1.0
-    assert merged.rows.updated_at[merged.row(3)] == np.datetime64("2025-03-04"), "the newest row of a client wins"
+        assert merged.rows.encoded["m"][merged.row(key(client))][0] == 1.0
+    assert merged.rows.updated_at[merged.row(key(3))] == np.datetime64("2025-03-04"), "the newest row of a client wins"
     # re-reading an overlap (rows not newer than the stored ones) changes nothing
-    again = merged.merged(_block([2], ["2025-03-03"], 5.0), _version(4, "2025-03-04"))
+    again = merged.merged(_block([key(2)], ["2025-03-03"], 5.0), _version(4, "2025-03-04"))
     assert again.positions == merged.positions and again.rows.size == merged.rows.size
 
 

@@ -31,6 +31,7 @@ from marketing_ml.resources.mlflow_tracking import MLflowResource
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+LOGGED_MODEL_URI = "models:/"  # what MLflow 3 calls a logged model: models:/<model id>
 LIBRARY_PACKAGES = {"sklearn": "scikit-learn", "xgboost": "xgboost", "pytorch": "torch"}
 
 
@@ -146,4 +147,6 @@ def register(client: MlflowClient, task: str, model_uri: str, run_id: str | None
     for version in client.search_model_versions(f"name = '{task}'"):
         if version.source == model_uri:
             return version
-    return client.create_model_version(task, source=model_uri, run_id=run_id, tags=dict(tags))
+    # a tracking server checks that a `models:/<model id>` source names the logged model it is registered from
+    model_id = model_uri.removeprefix(LOGGED_MODEL_URI) if model_uri.startswith(LOGGED_MODEL_URI) else None
+    return client.create_model_version(task, source=model_uri, run_id=run_id, tags=dict(tags), model_id=model_id)

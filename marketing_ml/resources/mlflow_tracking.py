@@ -14,6 +14,7 @@ from pydantic import Field
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
+SERVER_SCHEMES = ("http://", "https://", "databricks")
 
 
 @contextmanager
@@ -41,7 +42,8 @@ class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking + registry store and the root under which each experiment keeps its artifacts."""
 
     tracking_uri: str = Field(description="Tracking and registry store, e.g. sqlite:///<data dir>/mlflow.db.")
-    artifact_root: str = Field(description="Directory for run and model artifacts (one folder per experiment).")
+    artifact_root: str = Field(description="Directory for run and model artifacts (one folder per experiment), "
+                               "unless the store is a tracking server, which keeps them itself.")
     experiment_prefix: str = Field(default="marketing_ml", description="Experiments are named <prefix>/<task>.")
 
     @contextmanager
@@ -56,6 +58,10 @@ class MLflowResource(dg.ConfigurableResource):
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
+        if self.tracking_uri.startswith(SERVER_SCHEMES):
+            # a tracking server stores the artifacts where it is configured to (its --artifacts-destination),
+            # which the clients of a shared server reach through it, not on this machine's disk
+            return client.create_experiment(name)
         location = Path(self.artifact_root) / task
         location.mkdir(parents=True, exist_ok=True)
         return client.create_experiment(name, artifact_location=location.resolve().as_uri())

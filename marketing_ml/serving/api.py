@@ -38,8 +38,10 @@ ENV_API_KEYS = "MARKETING_ML_API_KEYS"
 NUMERIC_BOUND = 1e15
 MAX_CATEGORY_LENGTH = 100
 MAX_QUEUE_LIMIT = 500
-# a client id in a path: canonical decimal, at most 19 digits (client ids are non-negative 64-bit integers)
-CLIENT_ID_PATTERN = r"^(0|[1-9][0-9]{0,18})$"
+# a client id in a path: canonical decimal of at most 19 digits where clients are keyed by integers (non-
+# negative 64-bit), else what a provider's string ids are made of (UUIDs included), up to 128 characters
+INTEGER_ID_PATTERN = r"^(0|[1-9][0-9]{0,18})$"
+STRING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 
 class ApiKeys:
@@ -104,7 +106,8 @@ class NextBestAction(BaseModel):
 
 
 class ClientScores(BaseModel):
-    client_id: int | None = Field(description="The client scored (null for an anonymous payload).")
+    client_id: int | str | None = Field(description="The client scored, as the store keys it (null for an "
+                                        "anonymous payload).")
     conversion: OutcomeScore
     churn: OutcomeScore
     next_best_action: NextBestAction
@@ -116,7 +119,7 @@ class ClientScores(BaseModel):
 
 class AdvisorQueueEntry(BaseModel):
     rank: int
-    client_id: int
+    client_id: int | str
     expected_value: float = Field(description="Expected incremental annual advisory revenue of the call minus its "
                                   "cost (USD); P(conversion) x revenue while no uplift model is promoted.")
     p_conversion: float
@@ -168,13 +171,18 @@ PROBLEMS = {
 }
 
 
+def native_id(value: Any) -> int | str:
+    """A client id from a warehouse frame as JSON writes it: an integer, or the provider's string id."""
+    return int(value) if isinstance(value, (int, np.integer)) else str(value)
+
+
 def _model_ref(champions: ChampionSet, task: str) -> ModelRef:
     loaded = champions.loaded[task]
     return ModelRef(task=task, alias=loaded.alias, version=loaded.version, family=loaded.predictor.family,
                     run_id=loaded.run_id)
 
 
-def _client_scores(state: ServingState, scored: ScoredRows, client_id: int | None, as_of: dt.date | None,
+def _client_scores(state: ServingState, scored: ScoredRows, client_id: int | str | None, as_of: dt.date | None,
                    updated_at: dt.datetime | None, descriptions: Mapping[str, str]) -> ClientScores:
     champions = state.champions
     outcomes = {}
@@ -214,9 +222,11 @@ def _utc(stamp: dt.datetime | None) -> dt.datetime | None:
     return None if stamp is None else stamp.replace(tzinfo=dt.UTC)
 
 
-def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Sequence[FeatureField]) -> FastAPI:
+def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Sequence[FeatureField],
+               integer_client_ids: bool = True) -> FastAPI:
     """The API over a runtime; the app's lifespan starts and stops the runtime's refresh thread (a
-    TestClient used without `with` leaves it off, and the test drives the refreshes)."""
+    TestClient used without `with` leaves it off, and the test drives the refreshes). Client ids in paths
+    are integers, or strings where the provider's ids are (`integer_client_ids=False`)."""
     metrics = RequestMetrics()
 
     @asynccontextmanager
@@ -260,31 +270,35 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
         return state
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=PROBLEMS)
+    id_pattern, id_description = (
+        (INTEGER_ID_PATTERN, "The client's id (raw_clients.client_id), in canonical decimal: digits, no sign, no "
+         "leading zero.") if integer_client_ids else
+        (STRING_ID_PATTERN, "The client's id (raw_clients.client_id) as the provider writes it, e.g. a UUID: "
+         "letters, digits, '.', '_', ':' and '-', up to 128 characters."))
     FeaturePayload = feature_payload_model(feature_fields)
     descriptions = {f.name: f.description for f in feature_fields}
 
     class ScoreRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", strict=True)
-        client_id: int | None = Field(default=None,
+        client_id: int | str | None = Field(default=None,
                                       description="Optional id to echo back; the payload is scored as given.")
         features: FeaturePayload  # type: ignore[valid-type]
 
     @v1.get("/clients/{client_id}/scores", response_model=ClientScores,
             responses={404: {"model": Problem, "description": "Client not in the online feature store"}},
             summary="Scores, next best action and reasons for a client in the online store")
-    async def client_scores(client_id: Annotated[str, Path(pattern=CLIENT_ID_PATTERN, description=(
-            "The client's id (raw_clients.client_id), in canonical decimal: digits, no sign, no leading zero."))]):
+    async def client_scores(client_id: Annotated[str, Path(pattern=id_pattern, description=id_description)]):
         # a string with a pattern, not an integer: the schema then says exactly which texts the route takes
         # (an integer schema admits "1e3", "+1" or "01", which the route would parse differently or refuse)
-        client_id = int(client_id)
+        key = int(client_id) if integer_client_ids else client_id
         state = ready_state()
         features = state.features
-        row = features.row(client_id)
+        row = features.row(key)
         if row is None:
             raise HTTPException(404, f"client {client_id} is not in the online feature store (not an active client "
                                 "at the latest feature date); score a payload with POST /v1/score instead")
         scored = state.champions.score(features.rows.encoded, slice(row, row + 1))
-        return _client_scores(state, scored, client_id, features.rows.as_of_date[row].item(),
+        return _client_scores(state, scored, key, features.rows.as_of_date[row].item(),
                               _utc(features.rows.updated_at[row].item()), descriptions)
 
     @v1.post("/score", response_model=ClientScores,
@@ -315,7 +329,7 @@ def create_app(runtime: ServingRuntime, api_keys: ApiKeys, feature_fields: Seque
             raise HTTPException(503, runtime.queue_problem)
         rows = queue.entries(advisor_id, limit)
         entries = [
-            AdvisorQueueEntry(rank=int(r.rank), client_id=int(r.client_id), expected_value=float(r.expected_value),
+            AdvisorQueueEntry(rank=int(r.rank), client_id=native_id(r.client_id), expected_value=float(r.expected_value),
                               p_conversion=float(r.p_conversion), reasons=list(r.reasons))
             for r in rows.itertuples(index=False)
         ]

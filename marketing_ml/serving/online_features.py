@@ -99,6 +99,16 @@ def table_columns(warehouse: WarehouseResource, schema: str, table: str) -> list
     return [c.lower() for c in found["column_name"]]
 
 
+def client_ids_are_integers(warehouse: WarehouseResource) -> bool:
+    """Whether the feature tables key clients by integers (the simulator's) rather than strings (a provider's
+    UUIDs): what the API's path schema admits as a client id. Integers until the features exist."""
+    found = warehouse.read(
+        "select data_type from information_schema.columns where lower(table_schema) = ? and lower(table_name) = ? "
+        "and lower(column_name) = 'client_id'", list(SOURCE_TABLE.split(".")),
+    )
+    return found.empty or not any(word in str(found["data_type"].iloc[0]).upper() for word in ("CHAR", "TEXT", "STRING"))
+
+
 def read_version(warehouse: WarehouseResource) -> TableVersion | None:
     """The table's version, or None while it does not exist."""
     if not table_columns(warehouse, ONLINE_SCHEMA, ONLINE_TABLE_NAME):

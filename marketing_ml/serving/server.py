@@ -17,6 +17,7 @@ from marketing_ml.resources import resolved_warehouse
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.serving.api import ApiKeys, FeatureField, create_app
 from marketing_ml.serving.models import ChampionSet
+from marketing_ml.serving.online_features import client_ids_are_integers
 from marketing_ml.serving.runtime import ServingRuntime
 from marketing_ml.settings import Settings, SettingsError
 
@@ -54,7 +55,8 @@ def build_service(settings: Settings, environ: Mapping[str, str] | None = None, 
         raise SettingsError(str(error)) from error
     if settings.warehouse == "duckdb" and not settings.duckdb_path.exists():
         raise SettingsError(f"no warehouse at {settings.duckdb_path}: run `marketing-ml run` first")
-    runtime = ServingRuntime(resolved_warehouse(settings), settings.mlflow_tracking_uri,
+    warehouse = resolved_warehouse(settings)
+    runtime = ServingRuntime(warehouse, settings.mlflow_tracking_uri,
                              model_poll_seconds=model_poll_seconds, feature_poll_seconds=feature_poll_seconds,
                              freeze_heap=freeze_heap)
     try:
@@ -63,7 +65,8 @@ def build_service(settings: Settings, environ: Mapping[str, str] | None = None, 
         if runtime.champions is None:  # nothing to serve at all
             raise SettingsError(str(error)) from error
         log.warning("starting without online features (not ready until they load): %s", error)
-    return create_app(runtime, api_keys, payload_fields(runtime.champions, settings.mlflow_tracking_uri)), runtime
+    return create_app(runtime, api_keys, payload_fields(runtime.champions, settings.mlflow_tracking_uri),
+                      integer_client_ids=client_ids_are_integers(warehouse)), runtime
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", **polling) -> None:

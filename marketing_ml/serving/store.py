@@ -7,7 +7,8 @@ rows only past the end of what any published snapshot points to, then publishes 
 sees a half-applied refresh, and a refresh costs time in the rows it changes, not in the store's size.
 When the arrays are full, the live rows are copied into new, larger arrays (amortised).
 
-Memory: 8 bytes or 4 per encoded column per model per client, e.g. 50,000 clients x 8 models x 150
+Client ids are what the warehouse holds: 64-bit integers, or strings (a provider's UUIDs), kept as Python
+objects then. Memory: 8 bytes or 4 per encoded column per model per client, e.g. 50,000 clients x 8 models x 150
 columns x 4 bytes = 240 MB.
 """
 
@@ -29,15 +30,16 @@ MIN_ROOM = 1024
 class RowBlock:
     """Feature rows read from the online table and encoded for each model."""
 
-    client_ids: np.ndarray  # int64
+    client_ids: np.ndarray  # int64, or object (str) when the provider's ids are strings
     as_of_date: np.ndarray  # datetime64[D]
     updated_at: np.ndarray  # datetime64[us]
     encoded: Mapping[str, np.ndarray]  # model key -> (rows, columns)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, encoded: Mapping[str, np.ndarray]) -> RowBlock:
+        ids = frame["client_id"]
         return cls(
-            frame["client_id"].to_numpy(np.int64),
+            ids.to_numpy(np.int64) if pd.api.types.is_integer_dtype(ids) else ids.astype(str).to_numpy(object),
             pd.to_datetime(frame["as_of_date"]).to_numpy("datetime64[D]"),
             pd.to_datetime(frame[UPDATED_AT]).to_numpy("datetime64[us]"),
             encoded,
@@ -55,7 +57,7 @@ class EncodedRows:
     """Append-only arrays of encoded rows. Only the refresh thread appends; rows below `size` never change."""
 
     def __init__(self, like: RowBlock, capacity: int):
-        self.client_ids = np.empty(capacity, np.int64)
+        self.client_ids = np.empty(capacity, like.client_ids.dtype)
         self.as_of_date = np.empty(capacity, "datetime64[D]")
         self.updated_at = np.empty(capacity, "datetime64[us]")
         self.encoded = {k: np.empty((capacity, v.shape[1]), v.dtype) for k, v in like.encoded.items()}
@@ -87,7 +89,7 @@ class FeatureSnapshot:
     """What requests read: which stored row holds each client, and the table version it reflects."""
 
     rows: EncodedRows
-    positions: dict[int, int]
+    positions: dict[int | str, int]
     version: TableVersion
 
     @classmethod
@@ -100,7 +102,12 @@ class FeatureSnapshot:
     def __len__(self) -> int:
         return len(self.positions)
 
-    def row(self, client_id: int) -> int | None:
+    @property
+    def integer_ids(self) -> bool:
+        """Whether clients are keyed by integers (else by strings)."""
+        return self.rows.client_ids.dtype.kind == "i"
+
+    def row(self, client_id: int | str) -> int | None:
         return self.positions.get(client_id)
 
     def merged(self, block: RowBlock, version: TableVersion) -> FeatureSnapshot:
@@ -126,8 +133,9 @@ class FeatureSnapshot:
 
 def _newest_per_client(block: RowBlock) -> RowBlock:
     """One row per client: the one with the latest `updated_at` (later rows win ties)."""
-    order = np.lexsort((np.arange(len(block)), block.updated_at, block.client_ids))
-    ids = block.client_ids[order]
+    codes = pd.factorize(block.client_ids)[0]  # sortable for integer and string ids alike
+    order = np.lexsort((np.arange(len(block)), block.updated_at, codes))
+    ids = codes[order]
     last = np.ones(len(ids), bool)
     last[:-1] = ids[1:] != ids[:-1]
     return block.take(order[last]) if not last.all() else block
