@@ -47,7 +47,7 @@ def test_every_step_ran_on_the_providers_ids_without_ground_truth(own_data_run):
 
 def test_the_api_serves_a_provider_client_by_its_uuid(own_data_run):
     settings, _ = own_data_run
-    [(client_id,)] = _query(settings, "select client_id from serving.online_client_features order by client_id limit 1")
+    [(client_id,)] = _query(settings, "select client_id from features.online_client_features order by client_id limit 1")
     app, runtime = build_service(settings, environ={"MARKETING_ML_API_KEYS": KEY})
     with TestClient(app) as client:
         response = client.get(f"/v1/clients/{client_id}/scores", headers=AUTH)
