@@ -309,3 +309,25 @@ def test_validate_command_checks_the_configured_source_without_a_path(extract):
     assert result.returncode == 0 and f"source {extract}" in result.stdout, result.stdout + result.stderr
     unset = _validate_cli()
     assert unset.returncode == 2 and "set MARKETING_ML_SOURCE" in unset.stderr
+
+
+def test_loading_a_partition_again_replaces_its_rows_with_what_the_files_hold_now(extract, tmp_path):
+    """A provider re-exports: a table that now has no rows for the days loaded loses the rows an earlier
+    load wrote for them (the IO manager writes no empty frame, so the source deletes them itself)."""
+    from marketing_ml.settings import Settings
+    from marketing_ml.sources.export import PATHS
+    from marketing_ml_tests.conftest import run_step
+
+    settings = Settings(tmp_path / "own", "duckdb", CONFIG, source=extract)
+    settings.data_dir.mkdir()
+
+    def touches() -> int:
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            return conn.execute("select count(*) from raw.raw_campaign_touches").fetchone()[0]
+
+    run_step(settings, "step_data", FIRST, LAST)
+    assert touches() > 0
+    log = extract / PATHS["campaign_touches"]
+    pd.read_csv(log, dtype=str).head(0).to_csv(log, index=False)  # the re-export holds no touches
+    run_step(settings, "step_data", FIRST, LAST)
+    assert touches() == 0

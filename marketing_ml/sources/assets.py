@@ -3,8 +3,10 @@ simulator: the same asset keys, tables and daily partitions, so the dbt features
 
 Every load checks the files against the contract first (the blocking `data_contract` checks); a table
 that breaks it is not written and nothing downstream runs. A partition holds the rows of its days by the
-table's date column. Every raw table exists after a load, without rows when the files have none (an
-optional table not provided, a day without outcomes), so the staging views always have their sources.
+table's date column; loading a partition again replaces its rows with what the files hold now, none
+included (the IO manager deletes the partition's rows before it writes, an empty frame too). Every raw
+table exists after a load, without rows when the files have none (an optional table not provided, a day
+without outcomes), so the staging views always have their sources.
 """
 
 import datetime as dt
