@@ -37,7 +37,7 @@ import pandas as pd
 
 from marketing_ml.registry.predictor import Predictor, load_predictor
 from marketing_ml.registry.store import CHALLENGER, CHAMPION, alias_version, register
-from marketing_ml.registry.tasks import PRIMARY_METRIC
+from marketing_ml.registry.tasks import NBA, PRIMARY_METRIC
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 
 
