@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marketing_ml.definitions import build_definitions
 from marketing_ml.monitoring.performance import matured_rows_sql, performance_frame, realized_metrics
 from marketing_ml.registry.evaluation import calibration_noise, replay_action_table, replay_policy_evaluation
 from marketing_ml.registry.predictor import load_champion
@@ -206,3 +207,24 @@ def test_the_registry_gates_on_checks_that_need_no_truth(own_data_trained):
             assert failed and failed <= {"auc_vs_baseline", "calibration"}, (task, failed)
             assert all(name in m["decision"] for name in failed)
     assert any(_metadata(instance, f"{t}_champion")["champion_version"] != "none" for t in TASK_NAMES)
+
+
+def _materialize(settings, instance: dg.DagsterInstance, key: str, first: dt.date, last: dt.date) -> None:
+    job = build_definitions(settings).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey(key)],
+                                    tags={"dagster/asset_partition_range_start": first.isoformat(),
+                                          "dagster/asset_partition_range_end": last.isoformat()})
+    assert result.success
+
+
+def test_realized_performance_is_measured_without_the_oracle(own_data_trained):
+    settings, instance, _ = own_data_trained
+    # conversion predictions of the last 35 days: those of 30+ days ago have matured by the last 5 days
+    _materialize(settings, instance, "daily_predictions", OWN_DATA_END - dt.timedelta(days=40), OWN_DATA_END)
+    _materialize(settings, instance, "realized_performance", OWN_DATA_END - dt.timedelta(days=4), OWN_DATA_END)
+    assert _metadata(instance, "realized_performance")["oracle_auc"] == NO_GROUND_TRUTH
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        performance = conn.execute("select * from monitoring.realized_performance").fetchdf()
+    assert "oracle_auc" not in performance.columns
+    conversion = performance[performance["task"] == "conversion"]
+    assert len(conversion) == 5 and (conversion["rows"] > 0).all() and conversion["auc"].between(0.5, 1).all()
