@@ -352,6 +352,11 @@ def test_the_sql_python_builds_for_the_warehouse_is_snowflake_sql():
                                                     "test": (last, last - dt.timedelta(days=7))}, "training.t", 100),
         "uplift training set": uplift_set_sql(contacts),
         "matured predictions": matured_rows_sql("conversion", "conversion", "p_conversion_daily", ground_truth=True),
+        "outcome training set, no truth": outcome_training_set_sql(OUTCOME_TASKS["churn"], observations, "training.t",
+                                                                   limits, 0.2, ground_truth=False),
+        "touch training set, no truth": touch_training_set_sql(touches, "training.t", limits, ground_truth=False),
+        "matured predictions, no truth": matured_rows_sql("conversion", "conversion", "p_conversion_daily",
+                                                          ground_truth=False),
         "online rows": rows_sql(["logins_30d", "balance_401k"], since=True),
         "online version": VERSION_SQL,
     }
