@@ -117,8 +117,8 @@ def _policy_report(predictor: ActionPredictor, frames: TrainingFrames,
         truth_best = population[ORACLE_BEST_ACTION].map({a: i for i, a in enumerate(ACTION_NAMES)}).to_numpy()
         figure = policy_figure({"random": policy["policy_value_random"], baseline: policy["policy_value_baseline"],
                                 "model": policy["policy_value"], "oracle": policy["policy_value_oracle"]})
-        policy_rows = {"policy_rows": float(len(recommended))}
-        return policy | policy_rows, figure, recommendation_mix(recommended, truth_best, ACTION_NAMES), {}
+        mix = recommendation_mix(recommended, truth_best, ACTION_NAMES)
+        return policy | {"policy_rows": float(len(recommended))}, figure, mix, {}
     policy, recommended = replay_policy_metrics(predictor, frames.test, baseline_action)
     figure = policy_figure({"random": policy["policy_value_random"], baseline: policy["policy_value_baseline"],
                             "model": policy["policy_value"]},
@@ -126,8 +126,8 @@ def _policy_report(predictor: ActionPredictor, frames: TrainingFrames,
     mix = replay_action_table(recommended, action_indices(frames.test), frames.test[LABEL].to_numpy(), ACTION_NAMES)
     note = (f"estimated from the {len(frames.test):,} logged test touches by replay (Li et al. 2010): the mean "
             f"response of the {int(policy['policy_matched_touches']):,} touches whose randomly assigned action is "
-            "the one the policy recommends; random = the mean response of all of them, the baseline = the "
-            "response rate of its action's touches")
+            "the one the policy recommends (its standard error: policy_value_standard_error); random = the mean "
+            "response of all of them, the baseline = the response rate of its action's touches")
     return policy, figure, mix, {"policy_value_estimator": note}
 
 
