@@ -19,12 +19,17 @@ import pytest
 from marketing_ml.definitions import build_definitions
 from marketing_ml.monitoring.performance import matured_rows_sql, performance_frame, realized_metrics
 from marketing_ml.registry.evaluation import calibration_noise, replay_action_table, replay_policy_evaluation
+from marketing_ml.registry.frames import TrainingFrames, load_training_frames
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.registry.promotion import GateThresholds, evaluate_gate, gate_check_names
-from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS, TASK_NAMES
+from marketing_ml.registry.store import log_trained_model
+from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS, TASK_NAMES, model_key
+from marketing_ml.resources.mlflow_tracking import MLflowResource
+from marketing_ml.resources.warehouse import DuckDBWarehouse
 from marketing_ml.settings import NO_GROUND_TRUTH
 from marketing_ml.training import datasets
 from marketing_ml.training.families import FAMILIES
+from marketing_ml.training.fitting import train_outcome_model
 from marketing_ml_tests.conftest import OWN_DATA_END, TEST_START, copy_of, run_step
 
 D = dt.date
@@ -228,3 +233,31 @@ def test_realized_performance_is_measured_without_the_oracle(own_data_trained):
     assert "oracle_auc" not in performance.columns
     conversion = performance[performance["task"] == "conversion"]
     assert len(conversion) == 5 and (conversion["rows"] > 0).all() and conversion["auc"].between(0.5, 1).all()
+
+
+def test_the_gate_without_truth_refuses_a_model_that_ranks_backwards(own_data_trained, tmp_path):
+    # on a private copy: a churn model fitted on inverted labels (it ranks backwards and predicts the
+    # complement of the rate; labels shuffled instead leave a chance AUC that may clear the margin) becomes
+    # the latest of every churn family
+    settings = copy_of(own_data_trained[0], tmp_path / "world")
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    store = MLflowResource(tracking_uri=settings.mlflow_tracking_uri, artifact_root=str(settings.mlflow_artifact_root))
+    frames, _ = load_training_frames(DuckDBWarehouse(path=str(settings.duckdb_path)), "churn", ground_truth=False)
+    inverted = TrainingFrames(frames.spec, frames.train.assign(label=~frames.train["label"].astype(bool)),
+                              frames.validation, frames.test, ground_truth=False)
+    bad = train_outcome_model(OUTCOME_TASKS["churn"], FAMILIES["logreg"], inverted, frames.horizon_days)
+    assert bad.notes == {"oracle": NO_GROUND_TRUTH} and "oracle" not in bad.comparison
+    logged = log_trained_model(store, bad, library="sklearn", params={}, tags={"purpose": "gate test"},
+                               input_example=frames.test)
+    for family in FAMILIES:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            model_key("churn", family), metadata={"mlflow_model_uri": logged.model_uri, "mlflow_run_id": logged.run_id}))
+    defs = build_definitions(settings)
+    result = dg.materialize([defs.get_assets_def("churn_champion")], instance=instance, resources=defs.resources,
+                            raise_on_error=False)
+    assert not result.success, "a failed blocking gate check must fail the run"
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == set(gate_check_names(False))
+    assert not any(e.passed for e in evaluations.values())
+    assert "no-skill baseline" in evaluations["auc_vs_baseline"].description
+    instance.dispose()
