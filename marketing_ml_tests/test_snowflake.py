@@ -345,12 +345,18 @@ def test_the_sql_python_builds_for_the_warehouse_is_snowflake_sql():
     contacts = plan_uplift(TEST_START, TEST_START + dt.timedelta(days=239), warmup_days=30, selection_days=14,
                            test_days=14, fit_to_history=False)
     statements = {
-        "outcome training set": outcome_training_set_sql(OUTCOME_TASKS["churn"], observations, "training.t", limits, 0.2),
-        "touch training set": touch_training_set_sql(touches, "training.t", limits),
+        "outcome training set": outcome_training_set_sql(OUTCOME_TASKS["churn"], observations, "training.t", limits, 0.2,
+                                                         ground_truth=True),
+        "touch training set": touch_training_set_sql(touches, "training.t", limits, ground_truth=True),
         "policy population": policy_population_sql({"selection": (last - dt.timedelta(days=14),),
                                                     "test": (last, last - dt.timedelta(days=7))}, "training.t", 100),
         "uplift training set": uplift_set_sql(contacts),
-        "matured predictions": matured_rows_sql("conversion", "conversion", "p_conversion_daily"),
+        "matured predictions": matured_rows_sql("conversion", "conversion", "p_conversion_daily", ground_truth=True),
+        "outcome training set, no truth": outcome_training_set_sql(OUTCOME_TASKS["churn"], observations, "training.t",
+                                                                   limits, 0.2, ground_truth=False),
+        "touch training set, no truth": touch_training_set_sql(touches, "training.t", limits, ground_truth=False),
+        "matured predictions, no truth": matured_rows_sql("conversion", "conversion", "p_conversion_daily",
+                                                          ground_truth=False),
         "online rows": rows_sql(["logins_30d", "balance_401k"], since=True),
         "online version": VERSION_SQL,
     }

@@ -144,7 +144,7 @@ def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path)
     settings = copy_of(trained[0], tmp_path / "world")
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
     store = _mlflow(settings)
-    frames, _ = load_training_frames(DuckDBWarehouse(path=str(settings.duckdb_path)), "churn")
+    frames, _ = load_training_frames(DuckDBWarehouse(path=str(settings.duckdb_path)), "churn", ground_truth=True)
     rng = np.random.default_rng(1)
     shuffled = TrainingFrames(frames.spec, frames.train.assign(label=rng.permutation(frames.train["label"].to_numpy())),
                               frames.validation, frames.test)

@@ -62,8 +62,8 @@ def _log(store: MLflowResource, frames: TrainingFrames, family: str, frames_to_f
 
 
 def _promote(store, frames, candidates, **thresholds):
-    return promote(store, "conversion", candidates, lambda p: gate_metrics(p, "conversion", frames.test),
-                   GateThresholds(**thresholds), tags={"dagster.run_id": "test-run"})
+    return promote(store, "conversion", candidates, lambda p: gate_metrics(p, "conversion", frames.test, ground_truth=True),
+                   GateThresholds(**thresholds), tags={"dagster.run_id": "test-run"}, ground_truth=True)
 
 
 def test_registry_round_trip_with_aliases_and_a_pyfunc_from_a_plain_shell(store, frames):
@@ -151,7 +151,7 @@ def test_the_calibration_gate_is_relative_to_the_true_rate():
 
     def passes(scorer: str) -> bool:
         candidate = {**metrics[scorer], **oracle, "auc_ratio_to_oracle": 1.0}
-        checks = evaluate_gate("conversion", candidate, None, GateThresholds())
+        checks = evaluate_gate("conversion", candidate, None, GateThresholds(), ground_truth=True)
         return next(c for c in checks if c.name == "calibration").passed
 
     assert metrics["model"]["calibration_error"] < 0.02  # what the absolute bound let through

@@ -145,7 +145,8 @@ def _build(path, task: str, plan) -> pd.DataFrame:
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema if not exists training")
         conn.execute(datasets.outcome_training_set_sql(OUTCOME_TASKS[task], plan, "training.t",
-                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}, 0.0))
+                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}, 0.0,
+                                                       ground_truth=True))
         rows = conn.execute("select * from training.t").fetchdf()
     for column in ("as_of_date", "label_end"):
         rows[column] = pd.to_datetime(rows[column]).dt.date
@@ -221,7 +222,8 @@ def test_validation_clients_never_train(tmp_path):
     with duckdb.connect(str(path)) as conn:
         conn.execute("create schema training")
         conn.execute(datasets.outcome_training_set_sql(OUTCOME_TASKS["conversion"], plan, "training.t",
-                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}, 0.25))
+                                                       {"train": 10**6, "validation": 10**6, "test": 10**6}, 0.25,
+                                                       ground_truth=True))
         rows = conn.execute("select client_id, as_of_date, split from training.t").fetchdf()
     rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
     by_split = {s: set(g["client_id"]) for s, g in rows.groupby("split")}

@@ -30,12 +30,18 @@ from marketing_ml.registry.tasks import OUTCOME_TASKS, champion_key
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.resources.webhook import AlertWebhook
+from marketing_ml.settings import NO_GROUND_TRUTH
 
 GROUP = "monitoring"
 MONITORING_SCHEMA = "monitoring"
 
 
-def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: bool) -> list[dg.AssetsDefinition]:
+    """The monitoring assets; `ground_truth` (`Settings.ground_truth`) says whether the oracle's realised AUC
+    can be computed."""
+    beside_oracle = "beside the oracle's AUC on the same rows and " if ground_truth else "beside "
+    omitted = {} if ground_truth else {"oracle_auc": NO_GROUND_TRUTH}
+
     @dg.asset(
         check_specs=[dg.AssetCheckSpec("no_critical_feature_drift", asset="feature_drift",
                                        description=f"No model input has PSI >= {FEATURE_PSI.critical} against training.")],
@@ -98,23 +104,24 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.Asse
                                        description=f"Realised AUC stays above {AUC_RATIO.critical:.0%} of the AUC measured at training.")],
         **daily_asset("realized_performance", GROUP, MONITORING_SCHEMA,
                       "One row per task per day: AUC, calibration and top-decile lift of the predictions made one "
-                      "horizon ago, against the outcomes that have matured since, beside the oracle's AUC on the same "
-                      "rows and the AUC the champion had at training.",
+                      f"horizon ago, against the outcomes that have matured since, {beside_oracle}"
+                      "the AUC the champion had at training.",
                       partitions, deps=["daily_predictions", "raw_outcomes"]),
     )
     def realized_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
         at_training = {name: trained_auc(mlflow, name) for name in OUTCOME_TASKS}
-        rows = [realized_performance_of_day(warehouse, day, task, at_training[name])
+        rows = [realized_performance_of_day(warehouse, day, task, at_training[name], ground_truth=ground_truth)
                 for day in partition_days(context) for name, task in OUTCOME_TASKS.items()]
         for row in rows:
             if not row["rows"]:  # "nothing matured yet" is a monitoring fact, not a missing table
                 context.log.info(f"{row['as_of_date']} {row['task']}: no predictions from {row['prediction_date']} to evaluate yet")
-        performance = performance_frame(rows)
+        performance = performance_frame(rows, ground_truth=ground_truth)
         decayed = performance[[AUC_RATIO.severity(v) >= Severity.CRITICAL for v in performance["auc_ratio"]]]
         yield dg.Output(
             performance,
             metadata={"realized": dg.MetadataValue.md(markdown_table(performance.tail(6)) if len(performance)
-                                                     else "no matured predictions yet: predictions need one horizon to mature")},
+                                                     else "no matured predictions yet: predictions need one horizon to mature"),
+                      **omitted},
         )
         yield dg.AssetCheckResult(
             check_name="no_critical_performance_decay",

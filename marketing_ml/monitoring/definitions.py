@@ -10,7 +10,7 @@ from marketing_ml.wiring import domain_assets
 
 def definitions(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.Definitions:
     return dg.Definitions(
-        assets=domain_assets(build_monitoring_assets(partitions), settings.warehouse),
+        assets=domain_assets(build_monitoring_assets(partitions, settings.ground_truth), settings.warehouse),
         jobs=[retrain_job()],
         sensors=[build_retraining_sensor()],
     )

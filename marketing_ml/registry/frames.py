@@ -52,7 +52,8 @@ class TrainingFrames:
     `selection` holds the rows the champion is chosen on; `test`, later, the rows every reported figure
     comes from. For the next best action, `population` holds the policy evaluation rows: clients active on
     the selection and test dates with the true response probability of every action (evaluation only);
-    `population_of(slice)` gives one slice's.
+    `population_of(slice)` gives one slice's. `ground_truth` says whether the rows carry the simulator's
+    truth (the oracle column, the population); a provider's files have none, and then `population` is None.
     """
 
     spec: ModelInputs
@@ -61,11 +62,13 @@ class TrainingFrames:
     test: pd.DataFrame
     population: pd.DataFrame | None = None
     selection: pd.DataFrame | None = None
+    ground_truth: bool = True
 
     @classmethod
-    def from_table(cls, table: pd.DataFrame, spec: ModelInputs, population: pd.DataFrame | None = None) -> TrainingFrames:
+    def from_table(cls, table: pd.DataFrame, spec: ModelInputs, population: pd.DataFrame | None = None,
+                   ground_truth: bool = True) -> TrainingFrames:
         parts = {name: table[table[SPLIT] == name].reset_index(drop=True) for name in SPLITS}
-        return cls(spec, parts["train"], parts["validation"], parts["test"], population, parts["selection"])
+        return cls(spec, parts["train"], parts["validation"], parts["test"], population, parts["selection"], ground_truth)
 
     def population_of(self, name: str) -> pd.DataFrame | None:
         if self.population is None:
@@ -98,16 +101,19 @@ def model_feature_spec(table: pd.DataFrame) -> ModelInputs:
     )
 
 
-def load_training_frames(warehouse: WarehouseResource, task: str, splits: tuple[str, ...] | None = None) -> tuple[TrainingFrames, dict[str, str]]:
-    """The task's training set (optionally only some slices) as frames, and its lineage for MLflow tags."""
+def load_training_frames(warehouse: WarehouseResource, task: str, splits: tuple[str, ...] | None = None, *,
+                         ground_truth: bool) -> tuple[TrainingFrames, dict[str, str]]:
+    """The task's training set (optionally only some slices) as frames, and its lineage for MLflow tags; with
+    `ground_truth`, the oracle probability of every row and (next best action) the policy evaluation rows."""
     where = f" where {SPLIT} in ({', '.join(repr(s) for s in splits)})" if splits else ""
     # a stable row order: bootstrap samples, subsampling and batch order follow it, so results repeat
     order = " order by as_of_date, client_id" + (", touch_id" if task == NBA else "")
     table = warehouse.query(f"select * from {training_set_table(task)}{where}{order}")
     population = (
-        warehouse.query(f"select * from {TRAINING_SCHEMA}.{POLICY_SET} order by as_of_date, client_id") if task == NBA else None
+        warehouse.query(f"select * from {TRAINING_SCHEMA}.{POLICY_SET} order by as_of_date, client_id")
+        if task == NBA and ground_truth else None
     )
-    if task != NBA:
+    if task != NBA and ground_truth:
         horizon = (pd.to_datetime(table[LABEL_END]) - pd.to_datetime(table["as_of_date"])).dt.days
         table[ORACLE] = oracle_horizon_probability(table[ORACLE_HAZARD], horizon.to_numpy())
     spec = model_feature_spec(table)
@@ -119,4 +125,4 @@ def load_training_frames(warehouse: WarehouseResource, task: str, splits: tuple[
            for s in table[SPLIT].unique()},
         "features.catalog_version": catalog_version(),
     }
-    return TrainingFrames.from_table(table, spec, population), lineage
+    return TrainingFrames.from_table(table, spec, population, ground_truth), lineage

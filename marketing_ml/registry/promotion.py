@@ -15,6 +15,14 @@ becomes `@champion` only if the gate passes:
 - `not_worse_than_champion`: its primary metric is at least the current champion's minus
   `champion_tolerance` (retraining on newer data moves metrics by noise; the tolerance absorbs that).
 
+Without ground truth (a provider's files) there is no oracle to compare with; the first two checks are
+replaced by checks that need only the labels of the same rows:
+
+- `auc_vs_baseline`: its AUC exceeds the no-skill baseline's on those rows (their base rate: 0.5; for the
+  next best action the per-action response rates) by at least `min_auc_margin_over_baseline`;
+- `calibration`: its calibration error is at most the error a calibrated model would still show on
+  those labels (`evaluation.calibration_noise`) plus `max_relative_calibration_error` x the observed rate.
+
 Then the runner-up becomes `@challenger`. A refused candidate moves no alias.
 """
 
@@ -29,7 +37,7 @@ import pandas as pd
 
 from marketing_ml.registry.predictor import Predictor, load_predictor
 from marketing_ml.registry.store import CHALLENGER, CHAMPION, alias_version, register
-from marketing_ml.registry.tasks import PRIMARY_METRIC
+from marketing_ml.registry.tasks import NBA, PRIMARY_METRIC
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 
 
@@ -38,6 +46,12 @@ class GateThresholds:
     min_auc_ratio_to_oracle: float = 0.85
     max_relative_calibration_error: float = 0.5
     champion_tolerance: float = 0.005
+    min_auc_margin_over_baseline: float = 0.02  # without ground truth
+
+
+def gate_check_names(ground_truth: bool) -> tuple[str, ...]:
+    """The gate's checks, in order: against the oracle with ground truth, against the baseline without."""
+    return ("auc_vs_oracle" if ground_truth else "auc_vs_baseline", "calibration", "not_worse_than_champion")
 
 
 @dataclass(frozen=True)
@@ -78,13 +92,33 @@ class Promotion:
 
 
 def evaluate_gate(task: str, candidate: Mapping[str, float], champion: Mapping[str, float] | None,
-                  thresholds: GateThresholds) -> list[GateCheck]:
+                  thresholds: GateThresholds, *, ground_truth: bool) -> list[GateCheck]:
     """The gate's three criteria for the best candidate (see the module docstring)."""
     primary = PRIMARY_METRIC[task]
+    checks = _oracle_checks(candidate, thresholds) if ground_truth else _label_checks(candidate, thresholds)
+    if champion is None:
+        checks.append(GateCheck("not_worse_than_champion", True, None, None, "no current champion: nothing to beat."))
+    else:
+        floor = champion[primary] - thresholds.champion_tolerance
+        checks.append(
+            GateCheck(
+                "not_worse_than_champion",
+                bool(candidate[primary] >= floor),
+                candidate[primary],
+                floor,
+                f"{primary} {candidate[primary]:.4f} vs the current champion's {champion[primary]:.4f} on the same "
+                f"rows (tolerance {thresholds.champion_tolerance}).",
+            )
+        )
+    return checks
+
+
+def _oracle_checks(candidate: Mapping[str, float], thresholds: GateThresholds) -> list[GateCheck]:
+    """AUC and calibration against the oracle on the same rows."""
     ratio, ece = candidate.get("auc_ratio_to_oracle", math.nan), candidate.get("calibration_error", math.nan)
     noise = candidate.get("oracle_calibration_error", 0.0)
     allowed = thresholds.max_relative_calibration_error * candidate.get("oracle_mean_probability", math.nan)
-    checks = [
+    return [
         GateCheck(
             "auc_vs_oracle",
             bool(ratio >= thresholds.min_auc_ratio_to_oracle),
@@ -103,21 +137,32 @@ def evaluate_gate(task: str, candidate: Mapping[str, float], champion: Mapping[s
             f"({allowed:.4f}).",
         ),
     ]
-    if champion is None:
-        checks.append(GateCheck("not_worse_than_champion", True, None, None, "no current champion: nothing to beat."))
-    else:
-        floor = champion[primary] - thresholds.champion_tolerance
-        checks.append(
-            GateCheck(
-                "not_worse_than_champion",
-                bool(candidate[primary] >= floor),
-                candidate[primary],
-                floor,
-                f"{primary} {candidate[primary]:.4f} vs the current champion's {champion[primary]:.4f} on the same "
-                f"rows (tolerance {thresholds.champion_tolerance}).",
-            )
-        )
-    return checks
+
+
+def _label_checks(candidate: Mapping[str, float], thresholds: GateThresholds) -> list[GateCheck]:
+    """AUC against the no-skill baseline and calibration against the observed rate of the same rows: no truth needed."""
+    auc, baseline = candidate.get("auc", math.nan), candidate.get("baseline_auc", math.nan)
+    floor = baseline + thresholds.min_auc_margin_over_baseline
+    ece, noise = candidate.get("calibration_error", math.nan), candidate.get("calibration_noise", math.nan)
+    allowed = thresholds.max_relative_calibration_error * candidate.get("observed_rate", math.nan)
+    return [
+        GateCheck(
+            "auc_vs_baseline",
+            bool(auc >= floor),
+            auc,
+            floor,
+            f"AUC {auc:.4f} vs the no-skill baseline's {baseline:.4f} on the same rows (margin "
+            f"{thresholds.min_auc_margin_over_baseline}); no oracle: no ground truth.",
+        ),
+        GateCheck(
+            "calibration",
+            bool(ece <= noise + allowed),
+            ece,
+            noise + allowed,
+            f"expected calibration error {ece:.4f}; a calibrated model's on these labels (sampling noise) "
+            f"{noise:.4f}, plus {thresholds.max_relative_calibration_error:.0%} of the observed rate ({allowed:.4f}).",
+        ),
+    ]
 
 
 def promote(
@@ -128,8 +173,11 @@ def promote(
     thresholds: GateThresholds,
     tags: Mapping[str, str],
     log: Callable[[str], None] = lambda message: None,
+    *,
+    ground_truth: bool,
 ) -> Promotion:
-    """Rank the candidates, gate the best one against the oracle and the current champion, move aliases.
+    """Rank the candidates, gate the best one against the oracle (or, without ground truth, the baseline)
+    and the current champion, move aliases.
 
     `gate_metrics(predictor)` scores a predictor on the current test rows (`tasks.gate_metrics`).
     """
@@ -152,7 +200,7 @@ def promote(
                 # scoring could not use it either, so it is no benchmark for the candidate
                 notes.append(f"the current champion v{current.version} cannot score today's rows "
                              f"({type(error).__name__}: {error}); not compared")
-        checks = evaluate_gate(task, scored[best.family], champion_metrics, thresholds)
+        checks = evaluate_gate(task, scored[best.family], champion_metrics, thresholds, ground_truth=ground_truth)
         champion_version = str(current.version) if current else None
         challenger = alias_version(client, task, CHALLENGER)
         challenger_version = str(challenger.version) if challenger else None
@@ -174,7 +222,9 @@ def promote(
     rows = {c.family: scored[c.family] for c in ranked}
     if champion_metrics is not None:
         rows[f"current champion v{current.version}"] = champion_metrics
-    columns = [primary, "auc", "oracle_auc", "auc_ratio_to_oracle", "calibration_error", "log_loss"]
+    compared = (["oracle_auc", "auc_ratio_to_oracle"] if ground_truth
+                else ["baseline_auc", *(["policy_value_standard_error", "policy_value_random"] if task == NBA else [])])
+    columns = [primary, "auc", *compared, "calibration_error", "log_loss"]
     ranking = pd.DataFrame(rows).T.reindex(columns=list(dict.fromkeys(columns)))
     return Promotion(task, decision, checks, ranking, champion_version, challenger_version,
                      str(current.version) if current else None, best.family, notes)

@@ -41,13 +41,15 @@ class TrainedModel:
     training hands to the store."""
 
     predictor: Predictor
-    comparison: pd.DataFrame  # metric x (model, oracle, baseline), same rows
+    comparison: pd.DataFrame  # metric x (model, oracle with ground truth, baseline), same rows
     metrics: dict[str, float]  # flat numbers for metadata and MLflow
     importance: pd.Series
     importance_kind: str
     figures: dict[str, Figure]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     fit_info: dict[str, object] = field(default_factory=dict)
+    # what the figures are and what is omitted, by name: e.g. the oracle's figures without ground truth, and why
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def log_trained_model(
             mlflow.log_metrics({k: v for k, v in trained.metrics.items() if isinstance(v, float) and math.isfinite(v)})
             for name, figure in trained.figures.items():
                 mlflow.log_figure(figure, f"plots/{name}.png")
-            mlflow.log_text(markdown_table(trained.comparison.reset_index(names="metric")), "evaluation.md")
+            mlflow.log_text(markdown_table(trained.comparison.reset_index(names="metric"))
+                            + "".join(f"\n\n{name}: {text}" for name, text in trained.notes.items()), "evaluation.md")
             mlflow.log_text(trained.importance.rename("importance").to_csv(index_label="feature"), "feature_importance.csv")
             for name, table in trained.tables.items():
                 mlflow.log_text(table.to_csv(index=False), f"{name}.csv")

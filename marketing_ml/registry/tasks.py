@@ -26,7 +26,7 @@ FAMILY_NAMES = ("logreg", "random_forest", "xgboost", "torch_mlp")
 class OutcomeTask:
     name: str
     outcome_type: str  # raw_outcomes.outcome_type
-    hazard_column: str  # ground_truth.true_daily_hazards column: the oracle
+    hazard_column: str  # ground_truth.true_daily_hazards column: the oracle (only the simulator has it)
     default_horizon_days: int
     unconverted_only: bool  # conversion: a converted client cannot convert again
     question: str

@@ -1,8 +1,13 @@
 """Training as Dagster assets: thin wiring around `datasets`, `families`, `fitting` and `reports`.
 
-Group `training`: `training_set_{conversion,churn,nba}` and `nba_policy_evaluation_set` (tables in the
-warehouse schema `training`, built by SQL), then one asset per task x family, all twelve made by
-`build_model_asset`. The registry (`marketing_ml.registry.assets`) promotes the best of them.
+Group `training`: `training_set_{conversion,churn,nba}` and, with ground truth, `nba_policy_evaluation_set`
+(tables in the warehouse schema `training`, built by SQL), then one asset per task x family, all twelve made
+by `build_model_asset`. The registry (`marketing_ml.registry.assets`) promotes the best of them.
+
+`ground_truth` (`Settings.ground_truth`) says whether the simulator's truth exists beside the raw tables.
+Without it (a provider's files) the training sets carry no oracle column, the policy evaluation set (true
+response probabilities) is not in the graph, and next-best-action policies are valued by replay on the
+held-out logged touches of `training_set_nba`.
 """
 
 import datetime as dt
@@ -88,18 +93,19 @@ class ModelConfig(dg.Config):
     threads: int = Field(default=2, description="Threads for XGBoost, the random forest and PyTorch.")
 
 
-def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
+def build_outcome_training_set(task: OutcomeTask, ground_truth: bool) -> dg.AssetsDefinition:
+    truth = ", and the simulator's true hazard at D (evaluation only)" if ground_truth else ""
+
     @dg.asset(
         name=training_set_name(task.name),
         group_name=GROUP,
         kinds={"sql", "duckdb"},
-        deps=[FEATURES, "raw_outcomes", "true_daily_hazards"],
+        deps=[FEATURES, "raw_outcomes", *(["true_daily_hazards"] if ground_truth else [])],
         metadata={"schema": TRAINING_SCHEMA},
         description=(
             f"One row per (client, observation date D) for clients active at D{' and not yet converted' if task.unconverted_only else ''}: "
-            f"the features as of D, label = {task.outcome_type} in [D, D + horizon), the out-of-time slice, "
-            "and the simulator's true hazard at D (evaluation only). Table "
-            f"{training_set_table(task.name)}."
+            f"the features as of D, label = {task.outcome_type} in [D, D + horizon), the out-of-time slice{truth}. "
+            f"Table {training_set_table(task.name)}."
         ),
     )
     def training_set(context: dg.AssetExecutionContext, config: OutcomeTrainingSetConfig,
@@ -120,7 +126,7 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
             task, plan, table,
             {"train": config.max_train_rows, "validation": config.max_validation_rows,
              "selection": config.max_selection_rows, "test": config.max_test_rows},
-            config.validation_share,
+            config.validation_share, ground_truth=ground_truth,
         ))
         summary = datasets.slice_summary(warehouse, table, "as_of_date")
         return dg.MaterializeResult(metadata=plan_metadata(plan, summary) | {"horizon_days": plan.horizon_days})
@@ -128,42 +134,48 @@ def build_outcome_training_set(task: OutcomeTask) -> dg.AssetsDefinition:
     return training_set
 
 
-@dg.asset(
-    name="training_set_nba",
-    group_name=GROUP,
-    kinds={"sql", "duckdb"},
-    deps=[FEATURES, "raw_campaign_touches"],
-    metadata={"schema": TRAINING_SCHEMA},
-    description=(
-        "One row per logged random campaign touch: the client's features as of the touch date, the action, "
-        "whether the client responded (label), the slice by touch date, and the true response probability "
-        "of that action (evaluation only). Table training.training_set_nba."
-    ),
-)
-def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSetConfig,
-                     warehouse: WarehouseResource) -> dg.MaterializeResult:
-    first, last = datasets.history_bounds(warehouse)
-    plan = datasets.plan_touches(
-        first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
-        test_days=config.test_days, selection_days=config.selection_days, fit_to_history=config.fit_to_history,
+def build_touch_training_set(ground_truth: bool) -> dg.AssetsDefinition:
+    truth = ", and the true response probability of that action (evaluation only)" if ground_truth else ""
+
+    @dg.asset(
+        name=training_set_name(NBA),
+        group_name=GROUP,
+        kinds={"sql", "duckdb"},
+        deps=[FEATURES, "raw_campaign_touches"],
+        metadata={"schema": TRAINING_SCHEMA},
+        description=(
+            "One row per logged random campaign touch: the client's features as of the touch date, the action, "
+            f"whether the client responded (label), the slice by touch date{truth}. Table "
+            f"{training_set_table(NBA)}."
+        ),
     )
-    for note in plan.notes:
-        context.log.warning(note)
-    table = training_set_table(NBA)
-    warehouse.execute(f"create schema if not exists {TRAINING_SCHEMA}")
-    warehouse.execute(datasets.touch_training_set_sql(
-        plan, table,
-        {"train": config.max_train_rows, "validation": config.max_validation_rows,
-         "selection": config.max_selection_rows, "test": config.max_test_rows},
-    ))
-    summary = datasets.slice_summary(warehouse, table, "as_of_date")
-    by_action = warehouse.query(
-        f"select {SPLIT}, action, count(*) as touches, avg(cast({LABEL} as double)) as response_rate "
-        f"from {table} group by all order by 1, 2"
-    )
-    return dg.MaterializeResult(
-        metadata=plan_metadata(plan, summary) | {"responses by action": dg.MetadataValue.md(markdown_table(by_action))}
-    )
+    def training_set_nba(context: dg.AssetExecutionContext, config: TouchTrainingSetConfig,
+                         warehouse: WarehouseResource) -> dg.MaterializeResult:
+        first, last = datasets.history_bounds(warehouse)
+        plan = datasets.plan_touches(
+            first, last, warmup_days=config.warmup_days, validation_days=config.validation_days,
+            test_days=config.test_days, selection_days=config.selection_days, fit_to_history=config.fit_to_history,
+        )
+        for note in plan.notes:
+            context.log.warning(note)
+        table = training_set_table(NBA)
+        warehouse.execute(f"create schema if not exists {TRAINING_SCHEMA}")
+        warehouse.execute(datasets.touch_training_set_sql(
+            plan, table,
+            {"train": config.max_train_rows, "validation": config.max_validation_rows,
+             "selection": config.max_selection_rows, "test": config.max_test_rows},
+            ground_truth=ground_truth,
+        ))
+        summary = datasets.slice_summary(warehouse, table, "as_of_date")
+        by_action = warehouse.query(
+            f"select {SPLIT}, action, count(*) as touches, avg(cast({LABEL} as double)) as response_rate "
+            f"from {table} group by all order by 1, 2"
+        )
+        return dg.MaterializeResult(
+            metadata=plan_metadata(plan, summary) | {"responses by action": dg.MetadataValue.md(markdown_table(by_action))}
+        )
+
+    return training_set_nba
 
 
 @dg.asset(
@@ -200,8 +212,9 @@ def nba_policy_evaluation_set(context: dg.AssetExecutionContext, config: PolicyS
     })
 
 
-def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
-    deps = [training_set_key(task)] + ([dg.AssetKey(POLICY_SET)] if task == NBA else [])
+def build_model_asset(task: str, family: Family, ground_truth: bool) -> dg.AssetsDefinition:
+    deps = [training_set_key(task)] + ([dg.AssetKey(POLICY_SET)] if task == NBA and ground_truth else [])
+    judged_beside = "the oracle and a trivial baseline" if ground_truth else "a trivial baseline (no oracle: no ground truth)"
     question = "next best action (response per action)" if task == NBA else OUTCOME_TASKS[task].question
 
     @dg.asset(
@@ -212,13 +225,12 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
         description=(
             f"{task} / {family.name}: {family.description} Answers: {question} Trained on the training set's "
             "train slice, judged on its out-of-time test slice (later than the selection slice the champion is "
-            "chosen on) beside the oracle and a trivial baseline; "
-            "logged to MLflow as a pyfunc model."
+            f"chosen on) beside {judged_beside}; logged to MLflow as a pyfunc model."
         ),
     )
     def model(context: dg.AssetExecutionContext, config: ModelConfig, warehouse: WarehouseResource,
               mlflow: MLflowResource) -> dg.MaterializeResult:
-        frames, lineage = load_training_frames(warehouse, task)
+        frames, lineage = load_training_frames(warehouse, task, ground_truth=ground_truth)
         options = FitOptions(seed=config.seed, threads=config.threads, log=context.log.info)
         context.log.info(f"{task}/{family.name}: {len(frames.train):,} train, {len(frames.validation):,} validation, "
                          f"{len(frames.test):,} test rows, {len(frames.spec.all)} features")
@@ -229,8 +241,9 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
             trained = train_outcome_model(OUTCOME_TASKS[task], family, frames, frames.horizon_days, options)
         seconds = (dt.datetime.now() - began).total_seconds()
         trained.metrics["training_seconds"] = seconds
-        context.log.info(f"{task}/{family.name}: test AUC {trained.metrics['auc']:.4f} (oracle "
-                         f"{trained.metrics['oracle_auc']:.4f}) in {seconds:.1f}s; logging to MLflow")
+        oracle = f" (oracle {trained.metrics['oracle_auc']:.4f})" if ground_truth else ""
+        context.log.info(f"{task}/{family.name}: test AUC {trained.metrics['auc']:.4f}{oracle} in {seconds:.1f}s; "
+                         "logging to MLflow")
         logged = log_trained_model(
             mlflow, trained, library=family.library,
             params={**family.params, "seed": config.seed, "features": len(frames.spec.all)},
@@ -242,11 +255,11 @@ def build_model_asset(task: str, family: Family) -> dg.AssetsDefinition:
     return model
 
 
-def training_assets() -> list[dg.AssetsDefinition]:
-    """Every asset of the `training` group."""
+def training_assets(ground_truth: bool) -> list[dg.AssetsDefinition]:
+    """Every asset of the `training` group; the policy evaluation set only with ground truth."""
     return [
-        *(build_outcome_training_set(t) for t in OUTCOME_TASKS.values()),
-        training_set_nba,
-        nba_policy_evaluation_set,
-        *(build_model_asset(task, family) for task in TASK_NAMES for family in FAMILIES.values()),
+        *(build_outcome_training_set(t, ground_truth) for t in OUTCOME_TASKS.values()),
+        build_touch_training_set(ground_truth),
+        *([nba_policy_evaluation_set] if ground_truth else []),
+        *(build_model_asset(task, family, ground_truth) for task in TASK_NAMES for family in FAMILIES.values()),
     ]

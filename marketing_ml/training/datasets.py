@@ -11,15 +11,18 @@ stopping, calibration) is a held-out share of CLIENTS on the latest `validation_
 gap; the other clients' rows on every earlier date are the training slice. Client-disjoint because label
 windows of nearby dates overlap: the same future conversion would be a positive in both slices, and early
 stopping on it measured memorisation (seen here: XGBoost never stopped and lost AUC out of time).
-Each row also carries `label_end` (the window's exclusive end) and `oracle_daily_hazard`, the simulator's
-true hazard at D: an evaluation column, never a model input.
+Each row also carries `label_end` (the window's exclusive end) and, when the simulator made the raw data
+(`Settings.ground_truth`), `oracle_daily_hazard`, its true hazard at D: an evaluation column, never a model
+input. A provider's files have no truth, so their training sets have no oracle column.
 
 Next best action (`touch_training_set_sql`): one row per logged random campaign touch with the features as
 of the touch date, the action and the observed response; split by touch date (train, then validation,
 then selection, then test). Responses are same-day events, so a touch's label is known when the day ends and the test
-touches come after every training touch. `policy_population_sql` adds the policy evaluation rows: every
-client active on selection and test dates (every `every_days` days) with the true response probability
-of every action (evaluation only), labelled with its slice.
+touches come after every training touch. With ground truth a touch also carries the true response
+probability of its action (`oracle_probability`), and `policy_population_sql` adds the policy evaluation
+rows: every client active on selection and test dates (every `every_days` days) with the true response
+probability of every action (evaluation only), labelled with its slice. Without it, policies are valued
+on the held-out touches themselves (`marketing_ml.registry.evaluation.replay_policy_evaluation`).
 
 Large histories are sampled per slice, deterministically (ordered by a hash of client and date), up to
 `max_rows` per slice: uniform sampling keeps the base rate, so probabilities stay calibrated.
@@ -215,8 +218,12 @@ def holdout_clients_sql(share: float, column: str = "client_id") -> str:
 
 
 def outcome_training_set_sql(task: OutcomeTask, plan: ObservationPlan, table: str, max_rows: dict[str, int],
-                             validation_share: float) -> str:
-    """`create or replace table` of a conversion or churn training set (see the module docstring)."""
+                             validation_share: float, *, ground_truth: bool) -> str:
+    """`create or replace table` of a conversion or churn training set (see the module docstring); with
+    `ground_truth`, the simulator's true hazard at D as the oracle column."""
+    oracle_column = f",\n    h.{task.hazard_column} as {ORACLE_HAZARD}" if ground_truth else ""
+    oracle_join = ("left join ground_truth.true_daily_hazards h on h.client_id = s.client_id and h.as_of_date = s.as_of_date"
+                   if ground_truth else "")
     unconverted = "and not f.is_converted" if task.unconverted_only else ""
     holdout = holdout_clients_sql(validation_share, "f.client_id")
     return f"""
@@ -251,17 +258,19 @@ labelled as (
      and oc.outcome_date < s.{LABEL_END}
 )
 select s.* exclude (sample_rank),
-    l.client_id is not null as {LABEL},
-    h.{task.hazard_column} as {ORACLE_HAZARD}
+    l.client_id is not null as {LABEL}{oracle_column}
 from sampled s
 left join labelled l on l.client_id = s.client_id and l.as_of_date = s.as_of_date
-left join ground_truth.true_daily_hazards h on h.client_id = s.client_id and h.as_of_date = s.as_of_date
+{oracle_join}
 order by s.as_of_date, s.client_id
 """
 
 
-def touch_training_set_sql(plan: TouchPlan, table: str, max_rows: dict[str, int]) -> str:
-    """`create or replace table` of the next-best-action training set: touches with features as of the touch date."""
+def touch_training_set_sql(plan: TouchPlan, table: str, max_rows: dict[str, int], *, ground_truth: bool) -> str:
+    """`create or replace table` of the next-best-action training set: touches with features as of the touch
+    date; with `ground_truth`, the true response probability of the touch's action as the oracle column."""
+    truth = ", t.p_response_true" if ground_truth else ""
+    oracle = f", t.p_response_true as {ORACLE}" if ground_truth else ""
     slices = " ".join(
         f"when t.touch_date between {_date(a)} and {_date(b)} then '{split}'" for split, (a, b) in plan.ranges.items()
     )
@@ -269,13 +278,13 @@ def touch_training_set_sql(plan: TouchPlan, table: str, max_rows: dict[str, int]
     return f"""
 create or replace table {table} as
 with touches as (
-    select t.touch_id, t.client_id, t.touch_date, t.action, t.responded, t.p_response_true,
+    select t.touch_id, t.client_id, t.touch_date, t.action, t.responded{truth},
         case {slices} end as {SPLIT}
     from raw.raw_campaign_touches t
     where t.touch_date between {_date(first)} and {_date(last)}
 ),
 ranked as (
-    select f.*, t.{SPLIT}, t.touch_id, t.action as {ACTION}, t.responded as {LABEL}, t.p_response_true as {ORACLE},
+    select f.*, t.{SPLIT}, t.touch_id, t.action as {ACTION}, t.responded as {LABEL}{oracle},
         row_number() over (partition by t.{SPLIT} order by hash(t.touch_id)) as sample_rank
     from touches t
     join {FEATURE_TABLE} f on f.client_id = t.client_id and f.as_of_date = t.touch_date
@@ -288,7 +297,7 @@ order by as_of_date, client_id
 
 def policy_population_sql(dates: dict[str, tuple[dt.date, ...]], table: str, max_rows: int) -> str:
     """`create or replace table` of the policy evaluation rows: active clients on the dates of each held-out
-    slice, with its name and the true probabilities; up to `max_rows` per slice."""
+    slice, with its name and the true probabilities; up to `max_rows` per slice. Ground truth only."""
     truth = ", ".join(f"tr.p_response_{a} as {ORACLE_ACTION_PREFIX}{a}" for a in ACTION_NAMES)
     listed = _values([(d, split) for split, ds in dates.items() for d in ds])
     return f"""

@@ -36,18 +36,24 @@ def importance_table(importance: pd.Series, top: int = 15) -> dg.TableMetadataVa
 
 
 def model_metadata(trained: TrainedModel, seconds: float, run_id: str, model_uri: str) -> dict[str, object]:
-    """What the UI shows for a trained model: its metrics beside the oracle's and the baseline's, plots."""
+    """What the UI shows for a trained model: its metrics beside the oracle's (with ground truth) and the
+    baseline's, plots, and the notes on what is omitted or estimated (each also a metadata entry)."""
     headline = ("auc", "oracle_auc", "baseline_auc", "auc_ratio_to_oracle", "pr_auc", "log_loss", "brier",
                 "accuracy", "calibration_error", "oracle_calibration_error", "policy_value", "policy_value_random",
-                "policy_value_baseline", "policy_value_oracle", "captured_lift", "policy_accuracy")
+                "policy_value_baseline", "policy_value_oracle", "policy_value_standard_error", "captured_lift",
+                "policy_accuracy")
     plots = "\n\n".join(figure_markdown(fig, name) for name, fig in trained.figures.items())
     comparison = trained.comparison.reset_index(names="metric")
     extra = "\n\n".join(f"**{name.replace('_', ' ')}**\n\n{markdown_table(t)}" for name, t in trained.tables.items())
+    scorers = ("`oracle` = the simulator's true probability for the same rows; " if "oracle" in trained.comparison
+               else "")
+    notes = "".join(f"\n\n- {name.replace('_', ' ')}: {text}" for name, text in trained.notes.items())
     return {
         **{k: dg.MetadataValue.float(trained.metrics[k]) for k in headline if k in trained.metrics},
+        **trained.notes,
         "evaluation": dg.MetadataValue.md(
-            "Out-of-time test rows. `oracle` = the simulator's true probability for the same rows; "
-            "`baseline` = the training base rate.\n\n" + markdown_table(comparison) + ("\n\n" + extra if extra else "")
+            f"Out-of-time test rows. {scorers}`baseline` = the training base rate.{notes}\n\n"
+            + markdown_table(comparison) + ("\n\n" + extra if extra else "")
         ),
         "feature_importance": importance_table(trained.importance),
         "importance_kind": trained.importance_kind,
