@@ -349,7 +349,7 @@ def test_the_sql_python_builds_for_the_warehouse_is_snowflake_sql():
         "touch training set": touch_training_set_sql(touches, "training.t", limits),
         "policy population": policy_population_sql({"selection": (last - dt.timedelta(days=14),),
                                                     "test": (last, last - dt.timedelta(days=7))}, "training.t", 100),
-        "uplift training set": uplift_set_sql(contacts),
+        "uplift training set": uplift_set_sql(contacts, ground_truth=True),
         "matured predictions": matured_rows_sql("conversion", "conversion", "p_conversion_daily"),
         "online rows": rows_sql(["logins_30d", "balance_401k"], since=True),
         "online version": VERSION_SQL,
