@@ -208,15 +208,15 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
         table = pd.concat(tables, ignore_index=True)
         latest = table[table["as_of_date"] == table["as_of_date"].max()].drop(columns=["as_of_date"])
         summed = impact.over_days(table)
-        basis = "true effects" if ground_truth else "the models' estimate"
+        estimate = "" if ground_truth else ", the models' estimate"  # every figure below says it is one
         context.add_output_metadata({
             "counted_from": impact.TRUE_EFFECTS if ground_truth else impact.MODEL_ESTIMATE,
             **({} if ground_truth else {"oracle": NO_GROUND_TRUTH}),
             **({"not judged": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))} if notes else {}),
-            f"impact (latest day, {basis})": dg.MetadataValue.md(markdown_table(latest)),
-            f"impact ({len(days)} days, distinct contacts summed, {basis})": dg.MetadataValue.md(markdown_table(summed)),
-            f"kpis (latest day, {basis})": dg.MetadataValue.json(impact.kpis(latest)),
-            f"kpis (all days, {basis})": dg.MetadataValue.json(impact.kpis(summed)),
+            f"impact (latest day{estimate})": dg.MetadataValue.md(markdown_table(latest)),
+            f"impact ({len(days)} days, distinct contacts summed{estimate})": dg.MetadataValue.md(markdown_table(summed)),
+            f"kpis (latest day{estimate})": dg.MetadataValue.json(impact.kpis(latest)),
+            f"kpis (all days{estimate})": dg.MetadataValue.json(impact.kpis(summed)),
             "horizons_days": dg.MetadataValue.json(horizons),
             "assumptions": dg.MetadataValue.md(markdown_table(a.as_table())),
             "plot": dg.MetadataValue.md(impact.impact_plot(latest)),
