@@ -2,34 +2,43 @@
 randomised contacts exported with their assignment probability), where no ground truth exists.
 
 `own_data_world` logs about 11 no-contact assignments a day: its train slice holds two 30-day conversions
-in the hold-out arm and its selection slice none, too few to fit the arm models (the step fails
-with an error that says so). The models are trained on the same extract (`own_uplift`) with three times the contacts
-(a randomised share of 9% of the eligible clients a day, each again after 30 days: about as many contacts
-as the simulated uplift world's 12,000 clients); the test without randomisation uses `own_data_world`.
+in the hold-out arm and its selection slice none, too few to fit the arm models (the step fails with an
+error that says so). The models are trained on the same extract with three times the contacts (`own_uplift`:
+a randomised share of 9% of the eligible clients a day, each again after 30 days, about as many contacts as
+the simulated uplift world's 12,000 clients); the test without randomisation uses `own_data_world`.
+
+The decisions test (`own_decided`) also needs the models and registry steps to run without ground truth
+(branch no-truth-training); on this branch alone the models step reads `ground_truth` and fails.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import dagster as dg
 import duckdb
 import pytest
 
+from marketing_ml.decisions.day import EFFECT_COLUMNS
+from marketing_ml.decisions.impact import MODEL_ESTIMATE
 from marketing_ml.definitions import build_definitions
 from marketing_ml.registry.store import CHAMPION, alias_version
 from marketing_ml.resources.mlflow_tracking import tracking
 from marketing_ml.settings import NO_GROUND_TRUTH, Settings
+from marketing_ml.simulation.config import SimulationConfig
 from marketing_ml.uplift.dataset import TRUTH_COLUMNS, UPLIFT_SET, UPLIFT_TABLE
 from marketing_ml.uplift.learners import LEARNERS
 from marketing_ml.uplift.store import EXPERIMENT, PRIMARY_OUTCOME, registered_name
-from marketing_ml.simulation.config import SimulationConfig
 from marketing_ml_tests.conftest import (
     OWN_DATA_CLIENTS,
     OWN_DATA_END,
     TEST_START,
     build_own_data_world,
     copy_of,
+    query,
     run_step,
 )
+from marketing_ml_tests.test_decisions_pipeline import decide
 
 TRUTH_KEYS = ("oracle_qini", "rank_correlation", "pehe", "captured_share_of_oracle", "ratio_to_propensity")
 
@@ -116,3 +125,58 @@ def test_a_contact_log_without_assignment_probabilities_trains_nothing(own_data_
         assert all(alias_version(client, registered_name(i), CHAMPION) is None for i in PRIMARY_OUTCOME)
         uplift = [e.experiment_id for e in client.search_experiments() if e.name.endswith(f"/{EXPERIMENT}")]
         assert not uplift or not client.search_runs(uplift)
+
+
+# ---- the day's decisions on the provider's data: business impact is the models' estimate ----
+
+FIRST = OWN_DATA_END - dt.timedelta(days=1)
+LISTED_INTERVENTION = {"advisor_queue": "advisor_outreach", "retention_list": "retention_call"}
+
+
+@pytest.fixture(scope="module")
+def own_decided(own_uplift, tmp_path_factory):
+    """The models and registry steps (the outcome and next-best-action champions) on a copy of the uplift
+    run's directory, then the inference step's `scoring` group for the last two days in one run:
+    (settings, instance, the interventions whose uplift champion the gate promoted)."""
+    source, _, evaluations = own_uplift
+    settings = copy_of(source, tmp_path_factory.mktemp("own_decided") / "home")
+    instance = dg.DagsterInstance.ephemeral()
+    for step in ("step_models", "step_registry"):
+        run_step(settings, step, TEST_START, OWN_DATA_END, instance=instance)
+    decide(settings, FIRST, OWN_DATA_END, instance)
+    passed = {name.removesuffix("_beats_propensity") for name, e in evaluations.items() if e.passed}
+    return settings, instance, passed
+
+
+def test_own_data_business_impact_is_the_models_estimate_without_an_oracle(own_decided):
+    settings, instance, passed = own_decided
+    assert "ground_truth" not in {r["schema_name"] for _, r in
+                                  query(settings, "select schema_name from information_schema.schemata").iterrows()}
+    table = query(settings, "select * from scoring.business_impact where as_of_date = ?", [OWN_DATA_END])
+    assert set(table["counted_from"]) == {MODEL_ESTIMATE}
+    assert "oracle" not in set(table["policy"]) and "share_of_oracle_outcomes" not in table
+    assert table[["incremental_outcomes", "baseline_outcomes", "incremental_revenue_usd"]].notna().all().all()
+    by = table.set_index(["use_case", "policy"])
+    scores = query(settings, "select * from scoring.uplift_scores where as_of_date = ?", [OWN_DATA_END])
+    for use_case, intervention in LISTED_INTERVENTION.items():
+        rows = query(settings, f"select * from scoring.{use_case} where as_of_date = ?", [OWN_DATA_END])
+        assert rows["client_id"].map(type).eq(str).all()  # the provider's UUIDs, kept as text
+        if intervention not in passed:
+            # no uplift champion: the list ranks by propensity, and nothing estimates what its calls cause
+            assert set(rows["ranked_by"]) <= {"propensity"} and use_case not in set(table["use_case"])
+            continue
+        assert set(rows["ranked_by"]) == {"uplift"}
+        # the uplift list is credited with the effects its champion predicted for the listed clients,
+        # recomputed here from the uplift scores
+        effect = rows[["client_id"]].merge(scores, on="client_id")[EFFECT_COLUMNS[use_case]]
+        caused = effect.sum() if use_case == "advisor_queue" else -effect.sum()
+        assert by.loc[(use_case, "uplift"), "contacts"] == len(rows)
+        assert by.loc[(use_case, "uplift"), "incremental_outcomes"] == pytest.approx(caused, rel=1e-6)
+    assert ("campaign_targets", "uplift") in by.index  # the next-best-action champion's response uplift
+    metadata = {k: v.value for k, v in instance.get_latest_materialization_event(
+        dg.AssetKey("business_impact")).asset_materialization.metadata.items()}
+    assert metadata["counted_from"] == MODEL_ESTIMATE and metadata["oracle"] == NO_GROUND_TRUTH
+    assert "the models' estimate" in metadata["impact (2 days, distinct contacts summed, the models' estimate)"]
+    assert "kpis (all days, the models' estimate)" in metadata and "kpis (all days)" not in metadata
+    for use_case, intervention in LISTED_INTERVENTION.items():
+        assert (intervention in passed) != (f"{use_case}: not judged" in metadata.get("not judged", ""))
