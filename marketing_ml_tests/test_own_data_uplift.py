@@ -17,6 +17,7 @@ import datetime as dt
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 
 from marketing_ml.decisions.day import EFFECT_COLUMNS
@@ -83,7 +84,9 @@ def test_uplift_on_own_data_trains_on_the_randomised_contacts_without_truth(own_
             f"select typeof(any_value(client_id)), count(*), count(assignment_probability) from {UPLIFT_TABLE}"
         ).fetchone()
         assert ids == "VARCHAR" and rows > 0 and rows == randomised  # UUID ids, every row randomised
-    assert _metadata(instance, UPLIFT_SET)["truth_columns"] == NO_GROUND_TRUTH
+    uplift_set = _metadata(instance, UPLIFT_SET)
+    assert uplift_set["truth_columns"] == NO_GROUND_TRUTH and "no_uplift_model" not in uplift_set
+    assert uplift_set["contacts_randomised"] == uplift_set["contacts_logged"] > 0
     for learner in LEARNERS:
         metadata = _metadata(instance, f"uplift_{learner}")
         assert metadata["mlflow_model_uri"].startswith("models:/")
@@ -107,15 +110,21 @@ def test_uplift_on_own_data_trains_on_the_randomised_contacts_without_truth(own_
             assert (champion is not None) == evaluation.passed
 
 
-def test_a_contact_log_without_assignment_probabilities_trains_nothing(own_data_world, tmp_path):
+@pytest.mark.parametrize("change, reason", [
+    ("update raw.raw_interventions set assignment_probability = null",
+     "none of the {logged:,} logged contacts has an assignment_probability"),
+    ("delete from raw.raw_interventions", "the interventions table is empty or not provided"),
+], ids=["targeted contacts", "no contacts"])
+def test_a_contact_log_without_randomised_contacts_trains_nothing(own_data_world, tmp_path, change, reason):
     settings = copy_of(own_data_world, tmp_path / "home")
     with duckdb.connect(str(settings.duckdb_path)) as conn:
-        conn.execute("update raw.raw_interventions set assignment_probability = null")
         logged = conn.execute("select count(*) from raw.raw_interventions").fetchone()[0]
-    assert logged > 0
+        conn.execute(change)
+    reason = reason.format(logged=logged)
     instance, evaluations = _uplift_step(settings)
-    reason = f"none of the {logged:,} logged contacts has an assignment_probability"
-    assert reason in _metadata(instance, UPLIFT_SET)["randomised_contacts"]
+    uplift_set = _metadata(instance, UPLIFT_SET)
+    assert reason in uplift_set["no_uplift_model"]
+    assert uplift_set["contacts_randomised"] == uplift_set["dagster/row_count"] == 0
     for learner in LEARNERS:
         metadata = _metadata(instance, f"uplift_{learner}")
         assert reason in metadata["not_trained"] and "mlflow_model_uri" not in metadata
@@ -152,20 +161,21 @@ def test_own_data_business_impact_is_the_models_estimate_without_an_oracle(own_d
     settings, instance, passed = own_decided
     assert "ground_truth" not in {r["schema_name"] for _, r in
                                   query(settings, "select schema_name from information_schema.schemata").iterrows()}
-    table = query(settings, "select * from scoring.business_impact where as_of_date = ?", [OWN_DATA_END])
+    table = query(settings, "select * from scoring.business_impact")
     assert set(table["counted_from"]) == {MODEL_ESTIMATE}
     assert "oracle" not in set(table["policy"]) and "share_of_oracle_outcomes" not in table
     assert table[["incremental_outcomes", "baseline_outcomes", "incremental_revenue_usd"]].notna().all().all()
-    by = table.set_index(["use_case", "policy"])
-    scores = query(settings, "select * from scoring.uplift_scores where as_of_date = ?", [OWN_DATA_END])
+    # the first day: the advisors' clients worth a call are called then, and in the cool-down the next day
+    by = table[table["as_of_date"] == pd.Timestamp(FIRST)].set_index(["use_case", "policy"])
+    scores = query(settings, "select * from scoring.uplift_scores where as_of_date = ?", [FIRST])
     for use_case, intervention in LISTED_INTERVENTION.items():
-        rows = query(settings, f"select * from scoring.{use_case} where as_of_date = ?", [OWN_DATA_END])
+        rows = query(settings, f"select * from scoring.{use_case} where as_of_date = ?", [FIRST])
         assert rows["client_id"].map(type).eq(str).all()  # the provider's UUIDs, kept as text
         if intervention not in passed:
             # no uplift champion: the list ranks by propensity, and nothing estimates what its calls cause
             assert set(rows["ranked_by"]) <= {"propensity"} and use_case not in set(table["use_case"])
             continue
-        assert set(rows["ranked_by"]) == {"uplift"}
+        assert len(rows) and set(rows["ranked_by"]) == {"uplift"}
         # the uplift list is credited with the effects its champion predicted for the listed clients,
         # recomputed here from the uplift scores
         effect = rows[["client_id"]].merge(scores, on="client_id")[EFFECT_COLUMNS[use_case]]

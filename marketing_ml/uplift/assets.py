@@ -71,10 +71,15 @@ class UpliftModelConfig(ModelConfig):
         return {"advisor_outreach": self.advisor_outreach_cost_usd, "retention_call": self.retention_call_cost_usd}
 
 
+def contact_log(warehouse: WarehouseResource) -> tuple[int, int]:
+    """The raw contact log's logged contacts and the randomised ones among them."""
+    log = warehouse.query(CONTACT_LOG_SQL)
+    return int(log["logged"].iloc[0]), int(log["randomised"].iloc[0])
+
+
 def contact_log_problem(warehouse: WarehouseResource) -> str | None:
     """Why the raw contact log gives no uplift model (`dataset.no_randomised_contacts`), or None."""
-    log = warehouse.query(CONTACT_LOG_SQL)
-    return no_randomised_contacts(int(log["logged"].iloc[0]), int(log["randomised"].iloc[0]))
+    return no_randomised_contacts(*contact_log(warehouse))
 
 
 def build_uplift_set_asset(ground_truth: bool) -> dg.AssetsDefinition:
@@ -109,12 +114,15 @@ def build_uplift_set_asset(ground_truth: bool) -> dg.AssetsDefinition:
             f"avg(churned::int) as churn_rate, min(as_of_date) as first_date, max(as_of_date) as last_date "
             f"from {UPLIFT_TABLE} group by all order by 1, 2"
         )
-        problem = contact_log_problem(warehouse)
+        logged, randomised = contact_log(warehouse)
+        problem = no_randomised_contacts(logged, randomised)
         if problem:
             context.log.warning(problem)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": int(summary["contacts"].sum()),
-            "randomised_contacts": problem or "yes: every row has the assignment probability of its arm",
+            "contacts_logged": logged,
+            "contacts_randomised": randomised,
+            **({"no_uplift_model": problem} if problem else {}),
             "slices": dg.MetadataValue.md(markdown_table(summary)),
             "slice_dates": dg.MetadataValue.json({k: [str(a), str(b)] for k, (a, b) in plan.ranges.items()}),
             "truth_columns": "yes (evaluation only)" if ground_truth else NO_GROUND_TRUTH,
