@@ -4,6 +4,10 @@ Group `uplift`: `uplift_training_set` (SQL over the randomised contact log), one
 (`uplift_t_learner`, `uplift_x_learner`: both outcomes, every intervention, logged to MLflow), and
 `uplift_champions`, which promotes per intervention the learner with the best selection-slice Qini if it
 passes the gate (a check per intervention; a refusal warns and keeps the alias where it was).
+
+`Settings.ground_truth` (a factory parameter) says whether the set carries the simulator's truth and the
+models are also judged against it; a contact log without randomised contacts trains and promotes nothing,
+and every asset of the group says why (`dataset.no_randomised_contacts`).
 """
 
 import datetime as dt
