@@ -258,7 +258,7 @@ def test_without_ground_truth_impact_counts_the_models_estimate_with_no_oracle_a
         effect_conversion_advisor_outreach=advisor, effect_churn_retention_call=np.nan,
         score_no_contact=np.full(n, 0.01), **{f"score_{x}": response[:, k] for k, x in enumerate(CAMPAIGN_ACTIONS)})
     estimate = impact.estimated_gains(pool)
-    assert estimate.counted_from == impact.MODEL_ESTIMATE and not estimate.true
+    assert estimate.counted_from == impact.MODEL_ESTIMATE and not estimate.from_truth
     np.testing.assert_allclose(estimate.advisor, advisor)
     np.testing.assert_allclose(estimate.campaign, response - 0.01)
     uplift = uplift_scores_policy("uplift", pool, advisor, np.full(n, np.nan), response - 0.01, A)

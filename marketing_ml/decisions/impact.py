@@ -77,7 +77,7 @@ class Gains:
     counted_from: str  # TRUE_EFFECTS or MODEL_ESTIMATE
 
     @property
-    def true(self) -> bool:
+    def from_truth(self) -> bool:
         return self.counted_from == TRUE_EFFECTS
 
 
@@ -207,11 +207,11 @@ def impact_of_day(pool: pd.DataFrame, gains: Gains, policies: Mapping[str, Polic
     """Every policy in `policies` (value_only, propensity, uplift) plus random and the oracle on one day's
     pools with the day's `capacity`; the uplift policy only for `uplift_lists` (those with a champion).
     With estimated gains (no ground truth) only the `uplift_lists` are judged, and there is no oracle."""
-    judged = tuple(pools) if gains.true else tuple(u for u in pools if u in uplift_lists)
+    judged = tuple(pools) if gains.from_truth else tuple(u for u in pools if u in uplift_lists)
     rows = _random_rows(pool, gains, pools, capacity, a, judged)
     for name, policy in policies.items():
         rows += _policy_rows(pool, gains, policy, pools, capacity, a, uplift_lists if name == "uplift" else judged)
-    if gains.true:
+    if gains.from_truth:
         rows += _policy_rows(pool, gains, oracle_policy(pool, gains, a), pools, capacity, a, judged)
     return with_ratios(pd.DataFrame(rows).assign(counted_from=gains.counted_from))
 
@@ -238,7 +238,8 @@ def over_days(daily: pd.DataFrame) -> pd.DataFrame:
 
 
 def kpis(table: pd.DataFrame) -> dict[str, float]:
-    """The demo's four KPIs, from one day's or a range's impact table (true expectations):
+    """The demo's four KPIs, from one day's or a range's impact table (expectations: true, or the models'
+    estimate, as the table's `counted_from` says):
 
     - conversion-rate lift: conversions among the uplift queue's clients with the call vs without it;
     - churn reduction: churn among the retention list's clients with the call vs without it;
