@@ -153,7 +153,7 @@ def test_without_ground_truth_a_model_is_judged_by_the_observed_arms_only():
     assert report.metrics["advisor_outreach.qini"] == pytest.approx(_qini(model, fresh))
     observed = {f"{i}.{m}" for i in ("advisor_outreach", "retention_call") for m in ("qini", "auuc", "qini_propensity")}
     # the truth figures are left out, not shown as 0 or NaN
-    assert set(report.metrics) == observed | {"contacts", "capacity"}
+    assert set(report.metrics) == observed | {"contacts"}
     assert report.policies == {}
     for deciles in report.deciles.values():
         assert "true_uplift" not in deciles and deciles["observed_uplift"].notna().all()

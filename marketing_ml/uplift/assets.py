@@ -197,7 +197,7 @@ def build_uplift_asset(learner: str, ground_truth: bool) -> dg.AssetsDefinition:
                 f"**{intervention} on {outcome}**\n\n{markdown_table(tables[f'policies_{outcome}_{intervention}'])}"
                 for intervention, outcome in PRIMARY_OUTCOME.items()))
         else:
-            judged_by = f"True uplift, share of the oracle and true incremental outcomes are {NO_GROUND_TRUTH}."
+            judged_by = f"the true uplift, share of the oracle and true incremental outcomes are {NO_GROUND_TRUTH}."
             policies = NO_GROUND_TRUTH
         return dg.MaterializeResult(metadata={
             "test_report": dg.MetadataValue.md(

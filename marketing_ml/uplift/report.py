@@ -84,5 +84,6 @@ def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float 
         deciles[intervention] = uplift_by_decile(y[pair], treated, score[pair], true_benefit[pair])
         policies[intervention] = table
     metrics["contacts"] = float(len(frame))
-    metrics["capacity"] = float(capacity)
+    if truth is not None:  # the policies' capacity: there are no policies without the truth
+        metrics["capacity"] = float(capacity)
     return UpliftReport(metrics, deciles, policies)
