@@ -214,7 +214,8 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
             **({} if ground_truth else {"oracle": NO_GROUND_TRUTH}),
             **({"not judged": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))} if notes else {}),
             f"impact (latest day{estimate})": dg.MetadataValue.md(markdown_table(latest)),
-            f"impact ({len(days)} days, distinct contacts summed{estimate})": dg.MetadataValue.md(markdown_table(summed)),
+            f"impact ({len(days)} days, distinct contacts summed{estimate})":
+                dg.MetadataValue.md(markdown_table(summed)),
             f"kpis (latest day{estimate})": dg.MetadataValue.json(impact.kpis(latest)),
             f"kpis (all days{estimate})": dg.MetadataValue.json(impact.kpis(summed)),
             "horizons_days": dg.MetadataValue.json(horizons),
