@@ -218,14 +218,12 @@ OWN_DATA_DAYS = 220  # long enough for matured 90-day contact windows after the 
 OWN_DATA_END = TEST_START + dt.timedelta(days=OWN_DATA_DAYS - 1)
 
 
-@pytest.fixture(scope="session")
-def own_data_world(tmp_path_factory) -> Settings:
-    """A data directory whose raw tables come from a provider's extract (MARKETING_ML_SOURCE=<folder>): the
-    data and features steps built, the runs recorded in its own Dagster instance. No ground truth exists."""
+def build_own_data_world(root: Path, config: SimulationConfig) -> Settings:
+    """The simulated world of `config` exported as a provider's extract into `root/provider`, and a data
+    directory `root/home` whose raw tables come from it, with the data and features steps built and the runs
+    recorded in its own Dagster instance. No ground truth exists."""
     from marketing_ml.sources.export import export_simulated_world
 
-    config = SimulationConfig(start_date=TEST_START, n_clients=OWN_DATA_CLIENTS)
-    root = tmp_path_factory.mktemp("mm_own_data")
     world = export_simulated_world(config, TEST_START, OWN_DATA_END, root / "provider")
     settings = Settings(root / "home", "duckdb", config, source=world.folder)
     write_pin(settings.data_dir, config)
@@ -234,3 +232,11 @@ def own_data_world(tmp_path_factory) -> Settings:
         for step in ("step_data", "step_features"):
             run_step(settings, step, TEST_START, OWN_DATA_END, instance=instance)
     return settings
+
+
+@pytest.fixture(scope="session")
+def own_data_world(tmp_path_factory) -> Settings:
+    """A data directory whose raw tables come from a provider's extract (MARKETING_ML_SOURCE=<folder>): the
+    data and features steps built, the runs recorded in its own Dagster instance. No ground truth exists."""
+    config = SimulationConfig(start_date=TEST_START, n_clients=OWN_DATA_CLIENTS)
+    return build_own_data_world(tmp_path_factory.mktemp("mm_own_data"), config)

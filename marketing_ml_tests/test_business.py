@@ -25,6 +25,7 @@ from marketing_ml.decisions.business import (
 from marketing_ml.decisions.contacts import days_since
 from marketing_ml.decisions.reasons import effect_reasons, typical_values
 from marketing_ml.scoring.segments import client_segments
+from marketing_ml.settings import NO_GROUND_TRUTH
 
 A = BusinessAssumptions(advisor_daily_capacity=2, retention_daily_capacity=2, campaign_daily_budget_usd=3.0,
                         advisory_asset_share=0.5, advisory_fee_rate=0.01, plan_fee_rate=0.01, response_value_usd=10.0,
@@ -42,10 +43,10 @@ def clients(n: int = 8, **columns) -> pd.DataFrame:
     return frame.assign(**columns)
 
 
-def gains(n: int, advisor, retention, campaign=None) -> impact.TrueGains:
+def gains(n: int, advisor, retention, campaign=None) -> impact.Gains:
     campaign = np.zeros((n, len(CAMPAIGN_ACTIONS))) if campaign is None else np.asarray(campaign, dtype=float)
-    return impact.TrueGains(np.asarray(advisor, float), np.full(n, 0.1), np.asarray(retention, float), np.full(n, 0.2),
-                            campaign, np.full(n, 0.05))
+    return impact.Gains(np.asarray(advisor, float), np.full(n, 0.1), np.asarray(retention, float), np.full(n, 0.2),
+                        campaign, np.full(n, 0.05), impact.TRUE_EFFECTS)
 
 
 def test_the_queue_ranks_by_incremental_net_value_caps_each_advisor_and_skips_non_positive():
@@ -177,7 +178,8 @@ def test_a_range_sums_distinct_contacts_and_never_multiplies_a_day():
     for day in days:
         pool = eligible(frame, days_since(NEVER, contacted, day), NEVER, A)
         keep = frame["client_id"].isin(pool["client_id"]).to_numpy()
-        day_truth = impact.TrueGains(*(getattr(truth, f)[keep] for f in truth.__dataclass_fields__))
+        day_truth = impact.Gains(*(getattr(truth, f)[keep] for f in truth.__dataclass_fields__ if f != "counted_from"),
+                                 truth.counted_from)
         policy = impact.oracle_policy(pool, day_truth, A)
         plan = plan_day(pool, policy, A)
         called = pool["client_id"].to_numpy()[np.r_[plan.advisor, plan.retention]]
@@ -244,3 +246,53 @@ def test_segments_cover_every_client_once():
     row = segments[(segments["lifecycle_segment"] == "engaged") & (segments["value_tier"] == "affluent")].iloc[0]
     assert row["risk_band"] == "low" and row["clients"] == 1
     assert set(segments["risk_band"]) == {"low", "medium", "high"}
+
+
+def test_without_ground_truth_impact_counts_the_models_estimate_with_no_oracle_and_no_unestimated_list():
+    n = 8
+    advisor = np.array([0.02, 0.05, 0.001, 0.03, 0.0, 0.04, 0.01, -0.02])
+    response = np.tile(np.linspace(0.02, 0.1, len(CAMPAIGN_ACTIONS)), (n, 1))
+    pool = eligible(clients(n), NEVER, NEVER, A).assign(
+        p_conversion=np.full(n, 0.1), p_churn=np.full(n, 0.2),
+        # the advisor outreach has an uplift champion; the retention call has none (NaN)
+        effect_conversion_advisor_outreach=advisor, effect_churn_retention_call=np.nan,
+        score_no_contact=np.full(n, 0.01), **{f"score_{x}": response[:, k] for k, x in enumerate(CAMPAIGN_ACTIONS)})
+    estimate = impact.estimated_gains(pool)
+    assert estimate.counted_from == impact.MODEL_ESTIMATE and not estimate.from_truth
+    np.testing.assert_allclose(estimate.advisor, advisor)
+    np.testing.assert_allclose(estimate.campaign, response - 0.01)
+    uplift = uplift_scores_policy("uplift", pool, advisor, np.full(n, np.nan), response - 0.01, A)
+    plan = plan_day(pool, uplift, A)
+    pools = use_case_pools(pool, plan.advisor, plan.retention)
+    capacity = impact.Capacity({10: 2, 20: 2}, A.retention_daily_capacity, A.campaign_daily_budget_usd)
+    judged = ("advisor_queue", "campaign_targets")
+    table = impact.impact_of_day(pool, estimate, {"value_only": value_policy(pool, A), "uplift": uplift}, pools,
+                                 capacity, A, judged)
+    # no oracle (no truth: nothing says what the best could be), no share of it, no retention list (nothing
+    # estimates what its calls cause), and every row says what its outcomes are counted from
+    assert set(table["policy"]) == {"random", "value_only", "uplift"}
+    assert set(table["use_case"]) == set(judged)
+    assert "share_of_oracle_outcomes" not in table and set(table["counted_from"]) == {impact.MODEL_ESTIMATE}
+    assert table[["incremental_outcomes", "baseline_outcomes", "incremental_revenue_usd"]].notna().all().all()
+    by = table.set_index(["use_case", "policy"])
+    # the uplift queue: advisor 10 nets 50, 200, -45, 100 (clients 2 and 4), advisor 20 -50, 150, 0, -150
+    # (client 6 only: a call that nets nothing is not made); credited with the effects the champion predicts
+    assert pool["client_id"].to_numpy()[plan.advisor].tolist() == [2, 4, 6]
+    assert by.loc[("advisor_queue", "uplift"), "incremental_outcomes"] == pytest.approx(0.05 + 0.03 + 0.04)
+    assert by.loc[("advisor_queue", "uplift"), "baseline_outcomes"] == pytest.approx(3 * 0.1)
+    # random: 2 of advisor 10's 4 clients (mean 0.02525), 2 of advisor 20's (mean 0.0075), estimated the same way
+    assert by.loc[("advisor_queue", "random"), "incremental_outcomes"] == pytest.approx(2 * 0.02525 + 2 * 0.0075)
+    summed = impact.over_days(table.assign(as_of_date=dt.date(2026, 3, 1)))
+    assert set(summed["counted_from"]) == {impact.MODEL_ESTIMATE} and "share_of_oracle_outcomes" not in summed
+    [note] = impact.unjudged_lists(judged)
+    assert note.startswith("retention_list: not judged") and NO_GROUND_TRUTH in note
+
+
+def test_with_ground_truth_every_row_says_it_is_counted_from_the_true_effects():
+    n = 8
+    pool = eligible(clients(n), NEVER, NEVER, A)
+    truth = gains(n, np.linspace(0.05, 0.01, n), np.linspace(0.1, 0.0, n))
+    plan = plan_day(pool, impact.oracle_policy(pool, truth, A), A)
+    capacity = impact.Capacity({10: 2, 20: 2}, A.retention_daily_capacity, A.campaign_daily_budget_usd)
+    table = impact.impact_of_day(pool, truth, {}, use_case_pools(pool, plan.advisor, plan.retention), capacity, A, ())
+    assert set(table["counted_from"]) == {impact.TRUE_EFFECTS} and "share_of_oracle_outcomes" in table

@@ -12,9 +12,10 @@ from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.simulation.effects import CONTROL, true_effect
 from marketing_ml.training.datasets import PlanError
 from marketing_ml.training.families import FAMILIES, FitOptions
-from marketing_ml.uplift.dataset import plan_uplift
+from marketing_ml.uplift.dataset import no_randomised_contacts, plan_uplift
 from marketing_ml.uplift.evaluation import auuc, policy_comparison, qini_coefficient, qini_curve, truth_metrics
 from marketing_ml.uplift.learners import LEARNERS, ArmData, fit_uplift
+from marketing_ml.uplift.report import judge_uplift
 from marketing_ml.uplift.store import beats_propensity
 
 # score, treated, outcome: the Qini curve of this frame is worked out by hand in the test below
@@ -140,3 +141,25 @@ def test_a_history_too_short_for_matured_contacts_is_refused_with_advice():
 def test_a_constant_prediction_has_no_rank_correlation():
     metrics = truth_metrics(np.full(5, 0.01), np.array([0.0, 0.01, 0.02, 0.03, 0.04]))
     assert np.isnan(metrics["rank_correlation"]) and metrics["pehe"] > 0
+
+
+def test_without_ground_truth_a_model_is_judged_by_the_observed_arms_only():
+    # a frame without the truth columns, as a provider's uplift set is
+    world, _ = _synthetic_world(20_000, effect=0.04, seed=5)
+    fresh, _ = _synthetic_world(10_000, effect=0.04, seed=6)
+    model = _fit(world, "t_learner")
+    report = judge_uplift(model, fresh, 0.1, {"advisor_outreach": 60.0, "retention_call": 35.0},
+                          ground_truth=False)
+    assert report.metrics["advisor_outreach.qini"] == pytest.approx(_qini(model, fresh))
+    observed = {f"{i}.{m}" for i in ("advisor_outreach", "retention_call") for m in ("qini", "auuc", "qini_propensity")}
+    # the truth figures are left out, not shown as 0 or NaN
+    assert set(report.metrics) == observed | {"contacts"}
+    assert report.policies == {}
+    for deciles in report.deciles.values():
+        assert "true_uplift" not in deciles and deciles["observed_uplift"].notna().all()
+
+
+def test_a_contact_log_without_randomised_contacts_says_why_no_model_is_trained():
+    assert "interventions table is empty" in no_randomised_contacts(0, 0)
+    assert "none of the 1,200 logged contacts has an assignment_probability" in no_randomised_contacts(1_200, 0)
+    assert no_randomised_contacts(1_200, 1) is None

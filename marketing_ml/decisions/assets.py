@@ -4,7 +4,9 @@ Daily partitioned on `as_of_date` (schema `scoring`):
 - `uplift_scores`: the uplift champions' effect of each call on every active client;
 - `advisor_queue`, `retention_list`, `campaign_targets`: one step (a multi-asset), because a client gets
   one contact a day across the three and each day's lists depend on who the earlier days' lists contacted;
-- `business_impact`: those lists against random, value-only, propensity and the oracle (true effects).
+- `business_impact`: those lists against random, value-only, propensity and the oracle (true effects); on
+  a provider's data (no ground truth) against random, value-only and propensity, counted with the models'
+  estimate of what each chosen contact causes, and labelled so.
 """
 
 import datetime as dt
@@ -23,6 +25,7 @@ from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.scoring.batch import features_of_day, score_days
+from marketing_ml.settings import NO_GROUND_TRUTH
 from marketing_ml.simulation.effects import INTERVENTION_NAMES
 from marketing_ml.uplift.assets import CHAMPIONS as UPLIFT_CHAMPIONS
 from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion, uplift_champions
@@ -76,7 +79,9 @@ def _inputs_of_days(warehouse: WarehouseResource, days: list[dt.date], predictio
             target.update(dict.fromkeys(rows["client_id"].tolist(), day))
 
 
-def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: bool) -> list[dg.AssetsDefinition]:
+    """The decision assets; `ground_truth` (`Settings.ground_truth`): whether business impact is counted
+    with the simulator's true effects or with the models' estimate."""
     @dg.asset(
         **daily_asset(
             "uplift_scores", GROUP, SCHEMA,
@@ -157,14 +162,23 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
                 "preview": preview(frame),
             })
 
+    if ground_truth:
+        counted = ("counted with the simulator's true effects, and the oracle (the same selection on the true "
+                   "effects)")
+    else:
+        counted = (f"counted with {impact.MODEL_ESTIMATE}: the uplift champions' predicted effect of each "
+                   "policy's chosen calls and the next-best-action champion's response uplift of its campaigns; no "
+                   "oracle, and a call list without an uplift champion is not judged (the true effects are "
+                   f"{NO_GROUND_TRUTH})")
+
     @dg.asset(
         ins={name: dg.AssetIn() for name in ("daily_predictions", "uplift_scores", *outs)},
         **daily_asset(
             "business_impact", GROUP, SCHEMA,
-            "One row per list x policy of the day: the platform's lists (uplift) against random, value-only, "
-            "propensity and the oracle in the same pool with the same calls and spend: contacts, cost, incremental "
-            "outcomes and revenue from the simulator's true effects, ROI and the share of the oracle's gain.",
-            partitions, deps=["true_daily_hazards", "true_client_traits"],
+            "One row per list x policy of the day: the platform's lists (uplift) against random, value-only and "
+            "propensity in the same pool with the same calls and spend: contacts, cost, incremental outcomes and "
+            f"revenue, ROI, {counted}; `counted_from` says which.",
+            partitions, deps=["true_daily_hazards", "true_client_traits"] if ground_truth else [],
         ),
     )
     def business_impact(context: dg.AssetExecutionContext, config: BusinessConfig, warehouse: WarehouseResource,
@@ -174,14 +188,17 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         a = config.assumptions()
         days = partition_days(context)
         horizons = champion_horizons(mlflow.tracking_uri)
-        truth = truth_of_days(warehouse, days[0], days[-1])
+        truth = truth_of_days(warehouse, days[0], days[-1]) if ground_truth else None
         listed = {"advisor_queue": advisor_queue, "retention_list": retention_list, "campaign_targets": campaign_targets}
         tables = []
         steps = _inputs_of_days(warehouse, days, daily_predictions, uplift_scores, a)
         day, inputs = next(steps)
+        notes = [] if ground_truth else impact.unjudged_lists(inputs.uplift_lists)
+        for note in notes:
+            context.log.warning(note)
         while True:
             lists = {n: on_day(f, day) for n, f in listed.items()}
-            tables.append(impact_of_lists(inputs, lists, on_day(truth, day), horizons, a)
+            tables.append(impact_of_lists(inputs, lists, day_gains(inputs, truth, day, horizons), a)
                           .assign(as_of_date=pd.Timestamp(day)))
             context.log.info(f"{day} ({len(tables)}/{len(days)}): impact of {sum(map(len, lists.values())):,} contacts")
             try:
@@ -191,11 +208,16 @@ def build_decision_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         table = pd.concat(tables, ignore_index=True)
         latest = table[table["as_of_date"] == table["as_of_date"].max()].drop(columns=["as_of_date"])
         summed = impact.over_days(table)
+        estimate = "" if ground_truth else ", the models' estimate"  # every figure below says it is one
         context.add_output_metadata({
-            "impact (latest day)": dg.MetadataValue.md(markdown_table(latest)),
-            f"impact ({len(days)} days, distinct contacts summed)": dg.MetadataValue.md(markdown_table(summed)),
-            "kpis (latest day)": dg.MetadataValue.json(impact.kpis(latest)),
-            "kpis (all days)": dg.MetadataValue.json(impact.kpis(summed)),
+            "counted_from": impact.TRUE_EFFECTS if ground_truth else impact.MODEL_ESTIMATE,
+            **({} if ground_truth else {"oracle": NO_GROUND_TRUTH}),
+            **({"not judged": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes))} if notes else {}),
+            f"impact (latest day{estimate})": dg.MetadataValue.md(markdown_table(latest)),
+            f"impact ({len(days)} days, distinct contacts summed{estimate})":
+                dg.MetadataValue.md(markdown_table(summed)),
+            f"kpis (latest day{estimate})": dg.MetadataValue.json(impact.kpis(latest)),
+            f"kpis (all days{estimate})": dg.MetadataValue.json(impact.kpis(summed)),
             "horizons_days": dg.MetadataValue.json(horizons),
             "assumptions": dg.MetadataValue.md(markdown_table(a.as_table())),
             "plot": dg.MetadataValue.md(impact.impact_plot(latest)),
@@ -274,16 +296,23 @@ def champion_horizons(tracking_uri: str) -> dict[str, int]:
     return horizons
 
 
-def impact_of_lists(inputs: DayInputs, lists: dict[str, pd.DataFrame], truth: pd.DataFrame, horizons: dict[str, int],
+def day_gains(inputs: DayInputs, truth: pd.DataFrame | None, day: dt.date, horizons: dict[str, int]) -> impact.Gains:
+    """What a contact of each pool row causes on `day`: from the simulator's `truth` of the days, or, when
+    there is none (a provider's data), the models' estimate from the pool's scores."""
+    if truth is None:
+        return impact.estimated_gains(inputs.pool)
+    rows = inputs.pool[["client_id"]].merge(on_day(truth, day), on="client_id", how="left", validate="one_to_one")
+    return impact.true_gains(rows, horizons)
+
+
+def impact_of_lists(inputs: DayInputs, lists: dict[str, pd.DataFrame], gains: impact.Gains,
                     a: business.BusinessAssumptions) -> pd.DataFrame:
     """One day's impact table: the platform's lists define the pools, every policy is judged in them."""
     pool = inputs.pool
-    truth = pool[["client_id"]].merge(truth, on="client_id", how="left", validate="one_to_one")
     position = pd.Series(np.arange(len(pool)), index=pool["client_id"])
     pools = business.use_case_pools(pool, position.loc[lists["advisor_queue"]["client_id"]].to_numpy(),
                                     position.loc[lists["retention_list"]["client_id"]].to_numpy())
     capacity = impact.Capacity(lists["advisor_queue"].groupby("advisor_id").size().to_dict(),
                                len(lists["retention_list"]), float(lists["campaign_targets"]["cost_usd"].sum()))
     policies = {**inputs.baselines, "uplift": inputs.platform}
-    return impact.impact_of_day(pool, impact.true_gains(truth, horizons), policies, pools, capacity, a,
-                                inputs.uplift_lists + ("campaign_targets",))
+    return impact.impact_of_day(pool, gains, policies, pools, capacity, a, inputs.uplift_lists + ("campaign_targets",))

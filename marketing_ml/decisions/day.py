@@ -70,6 +70,8 @@ def day_inputs(clients: pd.DataFrame, predictions: pd.DataFrame, uplift: pd.Data
 
 def missing_champions(inputs: DayInputs) -> list[str]:
     """One line per list that falls back to propensity, saying why and what to run."""
-    return [f"{u}: no uplift champion for {LIST_INTERVENTION[u]} (the uplift step has not promoted one), so it "
-            "ranks by propensity x value; run `marketing-ml run --step uplift` on at least 149 days of history"
+    return [f"{u}: no uplift champion for {LIST_INTERVENTION[u]} (the uplift step has not promoted one: its "
+            "`uplift_champions` decisions say why, a gate refusal or a contact log without randomised contacts), so "
+            "it ranks by propensity x value; the uplift step (`marketing-ml run --step uplift`) needs at least 149 "
+            "days of history with randomised contacts"
             for u in EFFECT_COLUMNS if u not in inputs.uplift_lists]

@@ -8,4 +8,5 @@ from marketing_ml.wiring import domain_assets
 
 
 def definitions(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.Definitions:
-    return dg.Definitions(assets=domain_assets(build_decision_assets(partitions), settings.warehouse))
+    assets = build_decision_assets(partitions, settings.ground_truth)
+    return dg.Definitions(assets=domain_assets(assets, settings.warehouse))

@@ -1,4 +1,5 @@
-"""Business impact: what each way of deciding would *cause*, counted with the simulator's true effects.
+"""Business impact: what each way of deciding would *cause*, counted with the simulator's true effects, or,
+on a provider's data (no ground truth), with the models' estimate of them.
 
 For each list and day, in the same pool of eligible clients (the pool the platform's own list chose from)
 and with the same resources it used (`Capacity`: as many calls per advisor as the platform's queue made, as
@@ -16,6 +17,12 @@ For each: contacts, cost, incremental outcomes (conversions caused, churns preve
 true effects of the chosen clients, in expectation), incremental annual revenue, net value, ROI
 ((revenue - cost) / cost) and the share of the oracle's incremental outcomes. Evaluation only: this module
 reads the truth, and nothing it computes feeds a decision.
+
+Without ground truth (`estimated_gains`) a chosen contact is credited with what the champions predict it
+causes: the uplift champions' effect of a call, the next-best-action champion's response uplift of a
+campaign. Every table says which (`counted_from`). There is no oracle then (the best any model could do
+is unknown, so no share of it), and a call list whose intervention has no uplift champion is not judged
+at all: nothing estimates what its calls cause (`unjudged_lists` says so).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import pandas as pd
 
 from marketing_ml.decisions.business import (
     CAMPAIGN_ACTIONS,
+    LIST_INTERVENTION,
     NO_CONTACT,
     BusinessAssumptions,
     Policy,
@@ -38,21 +46,27 @@ from marketing_ml.decisions.business import (
     select_top,
     uplift_scores_policy,
 )
+from marketing_ml.decisions.day import EFFECT_COLUMNS
 from marketing_ml.metadata import figure_markdown
+from marketing_ml.settings import NO_GROUND_TRUTH
 from marketing_ml.simulation.effects import INTERVENTIONS, shift_column, true_effect
 
 POLICIES = ("random", "value_only", "propensity", "uplift", "oracle")
 OUTCOME_OF = {"advisor_queue": "conversions caused", "retention_list": "churns prevented",
               "campaign_targets": "responses caused"}
 _WINDOW = {i.name: i.window_days for i in INTERVENTIONS}
+# what the incremental outcomes of a table are counted from (its `counted_from` column)
+TRUE_EFFECTS = "true effects (simulator)"
+MODEL_ESTIMATE = "the models' estimate (uplift and next-best-action champions; no ground truth)"
 # what `true_gains` reads from `ground_truth.true_client_traits`, beside the day's uncontacted hazards
 TRUTH_TRAIT_COLUMNS = (shift_column("advisor_outreach", "conversion"), shift_column("retention_call", "churn"),
                        *(f"p_response_{x}" for x in (*CAMPAIGN_ACTIONS, NO_CONTACT)))
 
 
 @dataclass(frozen=True)
-class TrueGains:
-    """Per pool row, what a contact would truly cause, and the outcome without it (expectations)."""
+class Gains:
+    """Per pool row, what a contact would cause and the outcome without it (expectations): the simulator's
+    truth (`true_gains`) or the models' estimate (`estimated_gains`), as `counted_from` says."""
 
     advisor: np.ndarray  # change of P(convert within the conversion horizon) if an advisor calls
     advisor_baseline: np.ndarray  # P(convert within the horizon) without a call
@@ -60,9 +74,14 @@ class TrueGains:
     retention_baseline: np.ndarray
     campaign: np.ndarray  # (rows, CAMPAIGN_ACTIONS): change of P(respond) over no contact
     campaign_baseline: np.ndarray  # P(respond) without contact
+    counted_from: str  # TRUE_EFFECTS or MODEL_ESTIMATE
+
+    @property
+    def from_truth(self) -> bool:
+        return self.counted_from == TRUE_EFFECTS
 
 
-def true_gains(truth: pd.DataFrame, horizons: Mapping[str, int]) -> TrueGains:
+def true_gains(truth: pd.DataFrame, horizons: Mapping[str, int]) -> Gains:
     """From the truth columns of the pool's rows: the uncontacted daily hazards of the day, the client's
     hazard shifts and true response probabilities; `horizons` by outcome come from the champions."""
     def effect(outcome: str, intervention: str) -> np.ndarray:
@@ -76,11 +95,30 @@ def true_gains(truth: pd.DataFrame, horizons: Mapping[str, int]) -> TrueGains:
 
     response = truth[[f"p_response_{x}" for x in CAMPAIGN_ACTIONS]].to_numpy(dtype=np.float64)
     none = truth[f"p_response_{NO_CONTACT}"].to_numpy(dtype=np.float64)
-    return TrueGains(effect("conversion", "advisor_outreach"), baseline("conversion"),
-                     -effect("churn", "retention_call"), baseline("churn"), response - none[:, None], none)
+    return Gains(effect("conversion", "advisor_outreach"), baseline("conversion"),
+                 -effect("churn", "retention_call"), baseline("churn"), response - none[:, None], none, TRUE_EFFECTS)
 
 
-def oracle_policy(pool: pd.DataFrame, gains: TrueGains, a: BusinessAssumptions) -> Policy:
+def estimated_gains(pool: pd.DataFrame) -> Gains:
+    """From the pool's scores (`day.day_inputs`): the uplift champions' effects (NaN where an intervention
+    has no champion), the outcome champions' P(conversion) and P(churn) within their horizons as the
+    outcomes without a call, and the next-best-action champion's response scores."""
+    response = pool[[f"score_{x}" for x in CAMPAIGN_ACTIONS]].to_numpy(dtype=np.float64)
+    none = pool[f"score_{NO_CONTACT}"].to_numpy(dtype=np.float64)
+    return Gains(pool[EFFECT_COLUMNS["advisor_queue"]].to_numpy(dtype=np.float64),
+                 pool["p_conversion"].to_numpy(dtype=np.float64),
+                 -pool[EFFECT_COLUMNS["retention_list"]].to_numpy(dtype=np.float64),
+                 pool["p_churn"].to_numpy(dtype=np.float64), response - none[:, None], none, MODEL_ESTIMATE)
+
+
+def unjudged_lists(uplift_lists: tuple[str, ...]) -> list[str]:
+    """Without ground truth, one line per call list the impact table leaves out: one whose intervention has
+    no uplift champion (not in `uplift_lists`), so nothing estimates what its calls cause."""
+    return [f"{u}: not judged: no uplift champion for {LIST_INTERVENTION[u]} estimates what its calls cause, and "
+            f"the true effects are {NO_GROUND_TRUTH}" for u in LIST_INTERVENTION if u not in uplift_lists]
+
+
+def oracle_policy(pool: pd.DataFrame, gains: Gains, a: BusinessAssumptions) -> Policy:
     return uplift_scores_policy("oracle", pool, gains.advisor, -gains.retention, gains.campaign, a)
 
 
@@ -110,8 +148,8 @@ def _mean(x: np.ndarray) -> float:
     return float(x.mean()) if len(x) else 0.0
 
 
-def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.ndarray], capacity: Capacity,
-                 a: BusinessAssumptions) -> list[dict]:
+def _random_rows(pool: pd.DataFrame, gains: Gains, pools: Mapping[str, np.ndarray], capacity: Capacity,
+                 a: BusinessAssumptions, use_cases: tuple[str, ...]) -> list[dict]:
     rows = []
     value = advisory_revenue(pool["investable_assets"], a)
     ok = pools["advisor_queue"]
@@ -134,10 +172,10 @@ def _random_rows(pool: pd.DataFrame, gains: TrueGains, pools: Mapping[str, np.nd
     responses = k * _mean(gains.campaign[ok])
     rows.append(_row("campaign_targets", "random", k, k * mean_cost, responses, k * _mean(gains.campaign_baseline[ok]),
                      responses * a.response_value_usd))
-    return rows
+    return [row for row in rows if row["use_case"] in use_cases]
 
 
-def _policy_rows(pool: pd.DataFrame, gains: TrueGains, policy: Policy, pools: Mapping[str, np.ndarray],
+def _policy_rows(pool: pd.DataFrame, gains: Gains, policy: Policy, pools: Mapping[str, np.ndarray],
                  capacity: Capacity, a: BusinessAssumptions, use_cases: tuple[str, ...]) -> list[dict]:
     rows = []
     if "advisor_queue" in use_cases:
@@ -164,16 +202,18 @@ def _policy_rows(pool: pd.DataFrame, gains: TrueGains, policy: Policy, pools: Ma
     return rows
 
 
-def impact_of_day(pool: pd.DataFrame, gains: TrueGains, policies: Mapping[str, Policy], pools: Mapping[str, np.ndarray],
+def impact_of_day(pool: pd.DataFrame, gains: Gains, policies: Mapping[str, Policy], pools: Mapping[str, np.ndarray],
                   capacity: Capacity, a: BusinessAssumptions, uplift_lists: tuple[str, ...]) -> pd.DataFrame:
     """Every policy in `policies` (value_only, propensity, uplift) plus random and the oracle on one day's
-    pools with the day's `capacity`; the uplift policy only for `uplift_lists` (those with a champion)."""
-    rows = _random_rows(pool, gains, pools, capacity, a)
-    everything = tuple(pools)
+    pools with the day's `capacity`; the uplift policy only for `uplift_lists` (those with a champion).
+    With estimated gains (no ground truth) only the `uplift_lists` are judged, and there is no oracle."""
+    judged = tuple(pools) if gains.from_truth else tuple(u for u in pools if u in uplift_lists)
+    rows = _random_rows(pool, gains, pools, capacity, a, judged)
     for name, policy in policies.items():
-        rows += _policy_rows(pool, gains, policy, pools, capacity, a, uplift_lists if name == "uplift" else everything)
-    rows += _policy_rows(pool, gains, oracle_policy(pool, gains, a), pools, capacity, a, everything)
-    return with_ratios(pd.DataFrame(rows))
+        rows += _policy_rows(pool, gains, policy, pools, capacity, a, uplift_lists if name == "uplift" else judged)
+    if gains.from_truth:
+        rows += _policy_rows(pool, gains, oracle_policy(pool, gains, a), pools, capacity, a, judged)
+    return with_ratios(pd.DataFrame(rows).assign(counted_from=gains.counted_from))
 
 
 def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +222,8 @@ def with_ratios(table: pd.DataFrame) -> pd.DataFrame:
     table = table.assign(net_value_usd=table["incremental_revenue_usd"] - table["cost_usd"])
     table["roi"] = np.where(table["cost_usd"] > 0, table["net_value_usd"] / table["cost_usd"].where(table["cost_usd"] > 0), np.nan)
     oracle = table[table["policy"] == "oracle"].set_index("use_case")["incremental_outcomes"]
-    table["share_of_oracle_outcomes"] = table["incremental_outcomes"] / table["use_case"].map(oracle)
+    if len(oracle):  # no oracle without ground truth: no share of it either (not NaN)
+        table["share_of_oracle_outcomes"] = table["incremental_outcomes"] / table["use_case"].map(oracle)
     return table
 
 
@@ -192,12 +233,13 @@ SUMMED = ["contacts", "cost_usd", "incremental_outcomes", "baseline_outcomes", "
 def over_days(daily: pd.DataFrame) -> pd.DataFrame:
     """A range of days: the sums of each day's distinct contacts (the contact rules keep a called client
     out of later lists for the cool-down), ratios recomputed from the sums; never one day multiplied."""
-    summed = daily.groupby(["use_case", "policy"], sort=False)[SUMMED].sum().reset_index()
+    summed = daily.groupby(["use_case", "policy", "counted_from"], sort=False)[SUMMED].sum().reset_index()
     return with_ratios(summed)
 
 
 def kpis(table: pd.DataFrame) -> dict[str, float]:
-    """The demo's four KPIs, from one day's or a range's impact table (true expectations):
+    """The demo's four KPIs, from one day's or a range's impact table (expectations: true, or the models'
+    estimate, as the table's `counted_from` says):
 
     - conversion-rate lift: conversions among the uplift queue's clients with the call vs without it;
     - churn reduction: churn among the retention list's clients with the call vs without it;
@@ -229,7 +271,7 @@ def kpis(table: pd.DataFrame) -> dict[str, float]:
 
 
 def impact_plot(table: pd.DataFrame) -> str:
-    """Incremental outcomes per policy, one panel per list."""
+    """Incremental outcomes per policy, one panel per list, titled with what they are counted from."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,8 +284,10 @@ def impact_plot(table: pd.DataFrame) -> str:
         rows = table[table["use_case"] == use_case].set_index("policy")
         rows = rows.loc[[p for p in POLICIES if p in rows.index]]
         ax.bar(rows.index, rows["incremental_outcomes"], color=[colours[p] for p in rows.index])
-        ax.set_title(use_case.replace("_", " "))
+        ax.set_title(use_case.replace("_", " ") + ("" if len(rows) else " (not judged)"))
         ax.set_ylabel(label)
         ax.tick_params(axis="x", labelrotation=30)
+    counted_from = ", ".join(table["counted_from"].unique())
+    fig.suptitle(f"counted from {counted_from}", fontsize=10)
     fig.tight_layout()
-    return figure_markdown(fig, "incremental outcomes by policy")
+    return figure_markdown(fig, f"incremental outcomes by policy ({counted_from})")

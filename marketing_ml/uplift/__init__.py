@@ -1,1 +1,2 @@
-"""Uplift: the effect of contacts, learned from the randomised contact log and judged against the truth."""
+"""Uplift: the effect of contacts, learned from the randomised contact log; judged against the truth when
+the simulator made the data."""

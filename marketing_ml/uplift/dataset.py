@@ -6,10 +6,13 @@ the arm, and the observed outcomes in the windows after it, `converted` in [D, D
 [D, D + 90). Point in time like the outcome training sets; out of time by contact date: train, then a
 selection slice (early stopping, and the slice champions are chosen on), then the test slice the reported
 figures come from, which no choice has seen. Only contacts whose 90-day window ends inside the built
-history are used, so every label is matured.
+history are used, so every label is matured. Only randomised contacts are used (those with an
+`assignment_probability`): a targeted contact's outcome says nothing about what the contact caused, so a
+log without randomised contacts gives no uplift set and no effect model (`no_randomised_contacts`).
 
-The truth columns (the uncontacted hazards at D and the client's true hazard shifts) are there to judge
-the models against the simulator; they are not catalogued features, so no model can read them.
+With the simulator's raw data the truth columns (the uncontacted hazards at D and the client's true hazard
+shifts) are there to judge the models against it; they are not catalogued features, so no model can read
+them. A provider's files have no truth, and the set has no truth columns.
 """
 
 from __future__ import annotations
@@ -64,12 +67,30 @@ def plan_uplift(history_start: dt.date, history_end: dt.date, *, warmup_days: in
     return UpliftPlan(ranges, touches.notes)
 
 
+# what the raw contact log holds: every logged assignment, and the randomised ones among them
+CONTACT_LOG_SQL = ("select count(*) as logged, count(assignment_probability) as randomised "
+                   "from raw.raw_interventions")
+
+
+def no_randomised_contacts(logged: int, randomised: int) -> str | None:
+    """Why effects cannot be learned from the contact log, or None when it holds randomised contacts."""
+    if logged == 0:
+        return ("no uplift model: the interventions table is empty or not provided, so there is no contact log "
+                "to learn the effect of contacts from")
+    if randomised == 0:
+        return (f"no uplift model: none of the {logged:,} logged contacts has an assignment_probability, so none is "
+                "known to be randomised; the effect of a targeted contact cannot be told from who was targeted "
+                "(confounded), so no model is trained on them")
+    return None
+
+
 def _date(d: dt.date) -> str:
     return f"date '{d.isoformat()}'"
 
 
-def uplift_set_sql(plan: UpliftPlan, table: str = UPLIFT_TABLE) -> str:
-    """`create or replace table` of the uplift training set (see the module docstring)."""
+def uplift_set_sql(plan: UpliftPlan, *, ground_truth: bool, table: str = UPLIFT_TABLE) -> str:
+    """`create or replace table` of the uplift training set (see the module docstring); the truth columns
+    only with the simulator's `ground_truth`."""
     slices = " ".join(f"when i.intervention_date between {_date(a)} and {_date(b)} then '{split}'"
                       for split, (a, b) in plan.ranges.items())
     first, last = plan.ranges["train"][0], plan.ranges["test"][1]
@@ -79,20 +100,24 @@ def uplift_set_sql(plan: UpliftPlan, table: str = UPLIFT_TABLE) -> str:
         f"as {LABELS[outcome]}"
         for outcome, days in HORIZONS.items()
     )
-    shifts = ", ".join(f"t.{shift_column(i, o)} as {SHIFT_PREFIX}{shift_column(i, o)}"
-                       for i in INTERVENTION_NAMES for o in OUTCOMES)
+    truth_columns, truth_joins = "", ""
+    if ground_truth:
+        shifts = ", ".join(f"t.{shift_column(i, o)} as {SHIFT_PREFIX}{shift_column(i, o)}"
+                           for i in INTERVENTION_NAMES for o in OUTCOMES)
+        truth_columns = (f""",
+    h.p_conversion_daily_uncontacted as {UNCONTACTED_HAZARD['conversion']},
+    h.p_churn_daily_uncontacted as {UNCONTACTED_HAZARD['churn']},
+    {shifts}""")
+        truth_joins = """
+left join ground_truth.true_daily_hazards h on h.client_id = i.client_id and h.as_of_date = i.intervention_date
+left join ground_truth.true_client_traits t on t.client_id = i.client_id"""
     return f"""
 create or replace table {table} as
 select f.*, i.intervention_id, i.intervention as {ARM}, i.assignment_probability,
     case {slices} end as {SPLIT},
-    {labels},
-    h.p_conversion_daily_uncontacted as {UNCONTACTED_HAZARD['conversion']},
-    h.p_churn_daily_uncontacted as {UNCONTACTED_HAZARD['churn']},
-    {shifts}
+    {labels}{truth_columns}
 from raw.raw_interventions i
-join {FEATURE_TABLE} f on f.client_id = i.client_id and f.as_of_date = i.intervention_date
-left join ground_truth.true_daily_hazards h on h.client_id = i.client_id and h.as_of_date = i.intervention_date
-left join ground_truth.true_client_traits t on t.client_id = i.client_id
-where i.intervention_date between {_date(first)} and {_date(last)}
+join {FEATURE_TABLE} f on f.client_id = i.client_id and f.as_of_date = i.intervention_date{truth_joins}
+where i.intervention_date between {_date(first)} and {_date(last)} and i.assignment_probability is not null
 order by i.intervention_date, i.client_id
 """

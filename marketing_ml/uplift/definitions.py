@@ -8,4 +8,4 @@ from marketing_ml.wiring import domain_assets
 
 
 def definitions(settings: Settings, partitions: dg.PartitionsDefinition) -> dg.Definitions:
-    return dg.Definitions(assets=domain_assets(uplift_assets(), settings.warehouse))
+    return dg.Definitions(assets=domain_assets(uplift_assets(settings.ground_truth), settings.warehouse))

@@ -4,7 +4,8 @@ The rows are the slice's randomised contacts. Observed metrics use an interventi
 no-contact arm (the contrast the randomisation makes unbiased). Truth metrics and the policy comparison
 use every contact of the slice, whatever its arm: the true effect of contacting that client that day is
 known for all of them, so the model, the oracle, propensity and random are compared on the same rows at
-the same capacity.
+the same capacity. Only the simulator knows the true effects: on a provider's data a report has the
+observed metrics and deciles only, and no truth metric or policy comparison (not zeros, not NaN).
 """
 
 from __future__ import annotations
@@ -42,23 +43,24 @@ def true_benefits(frame: pd.DataFrame, outcome: str) -> pd.DataFrame:
 class UpliftReport:
     metrics: dict[str, float]  # "<intervention>.<metric>"
     deciles: dict[str, pd.DataFrame]  # per intervention
-    policies: dict[str, pd.DataFrame]  # per intervention
+    policies: dict[str, pd.DataFrame]  # per intervention; empty without ground truth
 
 
 def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float = 0.1,
-                 costs: Mapping[str, float] | None = None) -> UpliftReport:
+                 costs: Mapping[str, float] | None = None, *, ground_truth: bool) -> UpliftReport:
     """Judge `model` on the contacts in `frame` (one slice of the uplift set); `costs` (USD per contact, by
-    intervention) price each policy's contacts per incremental outcome."""
+    intervention) price each policy's contacts per incremental outcome. With `ground_truth` (the frame has
+    the truth columns) also against the true effects; without, by the observed arms only."""
     outcome, sign = model.outcome, benefit_sign(model.outcome)
     predicted = sign * model.predict_effects(frame)
     propensity = model.predict_control(frame)
-    truth = true_benefits(frame, outcome)
     y = sign * frame[LABELS[outcome]].to_numpy(dtype=float)
     arm = frame[ARM].to_numpy()
     capacity = max(1, int(round(capacity_share * len(frame))))
     metrics: dict[str, float] = {}
     deciles, policies = {}, {}
-    for intervention in truth.columns:
+    truth = true_benefits(frame, outcome) if ground_truth else None
+    for intervention in (i.name for i in INTERVENTIONS):
         pair = (arm == intervention) | (arm == CONTROL)
         treated = arm[pair] == intervention
         score = predicted[intervention].to_numpy()
@@ -66,17 +68,22 @@ def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float 
         metrics[f"{intervention}.auuc"] = auuc(y[pair], treated, score[pair])
         # propensity ranking, judged the same way: what a non-causal model would earn
         metrics[f"{intervention}.qini_propensity"] = qini_coefficient(y[pair], treated, propensity[pair])
-        metrics |= {f"{intervention}.{k}": v for k, v in truth_metrics(score, truth[intervention].to_numpy()).items()}
-        table = policy_comparison(truth[intervention].to_numpy(), {"propensity": propensity, "model": score}, capacity)
+        if truth is None:
+            deciles[intervention] = uplift_by_decile(y[pair], treated, score[pair])
+            continue
+        true_benefit = truth[intervention].to_numpy()
+        metrics |= {f"{intervention}.{k}": v for k, v in truth_metrics(score, true_benefit).items()}
+        table = policy_comparison(true_benefit, {"propensity": propensity, "model": score}, capacity)
         if costs is not None:
             table["cost_usd"] = capacity * costs[intervention]
             table["cost_per_incremental_outcome_usd"] = table["cost_usd"] / table["true_incremental_outcomes"]
         by_policy = table.set_index("policy")["true_incremental_outcomes"]
         metrics[f"{intervention}.captured_share_of_oracle"] = float(by_policy["model"] / by_policy["oracle"])
         metrics[f"{intervention}.ratio_to_propensity"] = float(by_policy["model"] / by_policy["propensity"])
-        metrics[f"{intervention}.oracle_qini"] = qini_coefficient(y[pair], treated, truth[intervention].to_numpy()[pair])
-        deciles[intervention] = uplift_by_decile(y[pair], treated, score[pair], truth[intervention].to_numpy()[pair])
+        metrics[f"{intervention}.oracle_qini"] = qini_coefficient(y[pair], treated, true_benefit[pair])
+        deciles[intervention] = uplift_by_decile(y[pair], treated, score[pair], true_benefit[pair])
         policies[intervention] = table
     metrics["contacts"] = float(len(frame))
-    metrics["capacity"] = float(capacity)
+    if truth is not None:  # the policies' capacity: there are no policies without the truth
+        metrics["capacity"] = float(capacity)
     return UpliftReport(metrics, deciles, policies)

@@ -124,6 +124,18 @@ def choose_champions(resource: MLflowResource, candidates: list[UpliftCandidate]
     return choices
 
 
+def unchanged_champions(resource: MLflowResource, reason: str) -> dict[str, str]:
+    """Per intervention, the decision when there is no candidate (`reason`): the alias stays where it was."""
+    decisions = {}
+    with resource.client() as client:
+        for intervention in PRIMARY_OUTCOME:
+            name = registered_name(intervention)
+            current = alias_version(client, name, CHAMPION)
+            decisions[intervention] = (f"{reason}; {name}@{CHAMPION} stays "
+                                       + (f"v{current.version}" if current else "unset"))
+    return decisions
+
+
 def load_uplift_champion(intervention: str, tracking_uri: str) -> dict[str, UpliftModel]:
     """The champion learner's models of an intervention, by outcome."""
     with tracking(tracking_uri):
