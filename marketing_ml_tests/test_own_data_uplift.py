@@ -2,13 +2,11 @@
 randomised contacts exported with their assignment probability), where no ground truth exists.
 
 `own_data_world` logs about 11 no-contact assignments a day: its train slice holds two 30-day conversions
-in the hold-out arm and its selection slice none, too few to fit the arm models (the step fails with an
-error that says so). The models are trained on the same extract with three times the contacts (`own_uplift`:
+in the hold-out arm and its selection slice none, too few to fit the arm models (the learners say so and
+train nothing). The models are trained on the same extract with three times the contacts (`own_uplift`:
 a randomised share of 9% of the eligible clients a day, each again after 30 days, about as many contacts as
-the simulated uplift world's 12,000 clients); the test without randomisation uses `own_data_world`.
-
-The decisions test (`own_decided`) also needs the models and registry steps to run without ground truth
-(branch no-truth-training); on this branch alone the models step reads `ground_truth` and fails.
+the simulated uplift world's 12,000 clients); the tests without randomisation, or with too few contacts,
+use `own_data_world`. The decisions test (`own_decided`) runs the models and registry steps too.
 """
 
 from __future__ import annotations
@@ -134,6 +132,22 @@ def test_a_contact_log_without_randomised_contacts_trains_nothing(own_data_world
         assert all(alias_version(client, registered_name(i), CHAMPION) is None for i in PRIMARY_OUTCOME)
         uplift = [e.experiment_id for e in client.search_experiments() if e.name.endswith(f"/{EXPERIMENT}")]
         assert not uplift or not client.search_runs(uplift)
+
+
+def test_a_contact_log_too_small_to_fit_trains_nothing_and_says_what_it_holds(own_data_world, tmp_path):
+    """`own_data_world` is randomised, but its train slice holds two no-contact conversions and its selection
+    slice none: each learner says so, nothing is promoted, and the step (and the run) goes on."""
+    settings = copy_of(own_data_world, tmp_path / "home")
+    instance, evaluations = _uplift_step(settings)
+    assert _metadata(instance, UPLIFT_SET)["contacts_randomised"] > 0
+    for learner in LEARNERS:
+        metadata = _metadata(instance, f"uplift_{learner}")
+        assert "both slices need both classes" in metadata["not_trained"] and "mlflow_model_uri" not in metadata
+    decisions = _metadata(instance, "uplift_champions")["decisions"]
+    assert "no learner was trained" in decisions and "stays unset" in decisions
+    assert all(not e.passed and "no learner was trained" in e.metadata["no_candidate"].value for e in evaluations.values())
+    with tracking(settings.mlflow_tracking_uri) as client:
+        assert all(alias_version(client, registered_name(i), CHAMPION) is None for i in PRIMARY_OUTCOME)
 
 
 # ---- the day's decisions on the provider's data: business impact is the models' estimate ----

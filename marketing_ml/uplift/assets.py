@@ -11,6 +11,7 @@ and every asset of the group says why (`dataset.no_randomised_contacts`).
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -38,7 +39,7 @@ from marketing_ml.uplift.dataset import (
     uplift_set_sql,
 )
 from marketing_ml.uplift.evaluation import decile_figure
-from marketing_ml.uplift.learners import LEARNERS, ArmData, fit_uplift
+from marketing_ml.uplift.learners import LEARNERS, ArmData, TooFewContacts, fit_uplift
 from marketing_ml.uplift.report import judge_uplift
 from marketing_ml.uplift.store import (
     PRIMARY_OUTCOME,
@@ -165,8 +166,12 @@ def build_uplift_asset(learner: str, ground_truth: bool) -> dg.AssetsDefinition:
         models, metrics, tables, figures = {}, {}, {}, {}
         for outcome, horizon in HORIZONS.items():
             arms = {name: ArmData.from_frame(rows, spec, ARM, LABELS[outcome]) for name, rows in slices.items()}
-            model = fit_uplift(learner, FAMILIES[config.family], outcome, horizon, spec, arms["train"],
-                               arms["selection"], options)
+            try:
+                model = fit_uplift(learner, FAMILIES[config.family], outcome, horizon, spec, arms["train"],
+                                   arms["selection"], options)
+            except TooFewContacts as error:  # nothing logged, nothing to promote: the champions say so
+                context.log.warning(str(error))
+                return dg.MaterializeResult(metadata={"not_trained": str(error)})
             models[outcome] = model
             for slice_name in ("selection", "test"):
                 report = judge_uplift(model, slices[slice_name], config.capacity_share, config.costs(),
@@ -217,10 +222,30 @@ def build_uplift_asset(learner: str, ground_truth: bool) -> dg.AssetsDefinition:
     return uplift_model
 
 
-def _candidate(instance: dg.DagsterInstance, learner: str) -> UpliftCandidate:
+def _candidate(instance: dg.DagsterInstance, learner: str) -> UpliftCandidate | str:
+    """The learner's latest model, or why its latest materialization trained none."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(f"uplift_{learner}"))
+    not_trained = event.asset_materialization.metadata.get("not_trained") if event and event.asset_materialization else None
+    if not_trained is not None:
+        return f"{learner}: {not_trained.value}"
     metadata = logged_model_metadata(instance, dg.AssetKey(f"uplift_{learner}"), "uplift")
     selection = {k.removeprefix("selection."): v for k, v in metadata["selection_metrics"].value.items()}
     return UpliftCandidate(learner, metadata["mlflow_run_id"].value, metadata["mlflow_model_uri"].value, selection)
+
+
+def _no_candidates(mlflow: MLflowResource, reason: str, log: Callable[[str], None]) -> dg.MaterializeResult:
+    """No learner to choose from: every alias stays where it was, and each check says why."""
+    decisions = unchanged_champions(mlflow, reason)
+    for decision in decisions.values():
+        log(decision)
+    return dg.MaterializeResult(
+        metadata={"decisions": dg.MetadataValue.md("\n".join(f"- {d}" for d in decisions.values()))},
+        check_results=[
+            dg.AssetCheckResult(check_name=f"{intervention}_beats_propensity", passed=False,
+                                severity=dg.AssetCheckSeverity.WARN, metadata={"no_candidate": decision})
+            for intervention, decision in decisions.items()
+        ],
+    )
 
 
 @dg.asset(
@@ -246,18 +271,11 @@ def uplift_champions(context: dg.AssetExecutionContext, mlflow: MLflowResource,
                      warehouse: WarehouseResource) -> dg.MaterializeResult:
     problem = contact_log_problem(warehouse)
     if problem:
-        decisions = unchanged_champions(mlflow, problem)
-        for decision in decisions.values():
-            context.log.warning(decision)
-        return dg.MaterializeResult(
-            metadata={"decisions": dg.MetadataValue.md("\n".join(f"- {d}" for d in decisions.values()))},
-            check_results=[
-                dg.AssetCheckResult(check_name=f"{intervention}_beats_propensity", passed=False,
-                                    severity=dg.AssetCheckSeverity.WARN, metadata={"no_candidate": decision})
-                for intervention, decision in decisions.items()
-            ],
-        )
-    candidates = [_candidate(context.instance, learner) for learner in LEARNERS]
+        return _no_candidates(mlflow, problem, context.log.warning)
+    found = [_candidate(context.instance, learner) for learner in LEARNERS]
+    candidates = [c for c in found if isinstance(c, UpliftCandidate)]
+    if not candidates:
+        return _no_candidates(mlflow, "no learner was trained (" + "; ".join(found) + ")", context.log.warning)
     choices = choose_champions(mlflow, candidates, tags={"dagster.run_id": context.run.run_id})
     for choice in choices:
         context.log.info(choice.decision)

@@ -97,6 +97,11 @@ def _effect_regressor(spec: ModelInputs, options: FitOptions) -> Pipeline:
     ])
 
 
+class TooFewContacts(ValueError):
+    """An arm of the contact log holds too few contacts, or no outcome, to fit: a fact about the data (a
+    small or young contact log), not a fault; the message says what there is."""
+
+
 def fit_uplift(learner: str, family: Family, outcome: str, horizon_days: int, spec: ModelInputs,
                train: ArmData, selection: ArmData, options: FitOptions = FitOptions()) -> UpliftModel:
     """Fit one meta-learner for one outcome on the train slice (the selection slice early-stops the arms)."""
@@ -106,7 +111,7 @@ def fit_uplift(learner: str, family: Family, outcome: str, horizon_days: int, sp
     for arm in (CONTROL, *INTERVENTION_NAMES):
         fit_rows, stop_rows = train.split(arm), selection.split(arm)
         if len(np.unique(fit_rows.y)) < 2 or len(np.unique(stop_rows.y)) < 2:
-            raise ValueError(
+            raise TooFewContacts(
                 f"uplift {outcome}/{arm}: {len(fit_rows)} train contacts with {int(fit_rows.y.sum())} outcomes and "
                 f"{len(stop_rows)} selection contacts with {int(stop_rows.y.sum())}; both slices need both classes. "
                 "Build more history or clients."
