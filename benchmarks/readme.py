@@ -303,6 +303,20 @@ def pipeline_table() -> str:
         f"{_gb(results['peak_rss_mb'])} (largest process), load average {load_before[0]} before, {load_after[0]} after.\n")
 
 
+def sources_table() -> str:
+    results = load("sources.json")
+    world, goals = results["world"], results["goals"]
+    rows = [[fmt, f"{r['files']:,}", f"{r['bytes_on_disk'] / 1e6:,.0f} MB", f"{r['rows_loaded']:,}", f"{r['seconds']:.1f} s",
+             f"{r['rows_per_second']:,.0f}", _gb(r["peak_rss_mb"]),
+             "met" if r["seconds"] <= goals["goal_load_seconds"] and r["peak_rss_mb"] <= goals["goal_peak_rss_mb"] else "**missed**"]
+            for fmt, r in results["results"].items()]
+    return _table(["events files", "files", "on disk", "events loaded", "load + contract checks", "rows/s",
+                   "peak memory", f"goal (≤ {goals['goal_load_seconds']} s, ≤ {_gb(goals['goal_peak_rss_mb'])})"], rows) + (
+        f"\n{world['clients']:,} clients x {world['days']} days on {results['machine']['cpus']} CPUs, "
+        f"{results['measured_on']}, load average {results['machine']['load_average_before'][0]} before, "
+        f"{results['machine']['load_average_after'][0]} after.\n")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "simulation": simulation_table,
     "features": features_table,
@@ -316,6 +330,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "streaming": streaming_table,
     "reliability": reliability_table,
     "pipeline": pipeline_table,
+    "sources": sources_table,
 }
 
 
