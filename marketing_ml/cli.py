@@ -30,6 +30,7 @@ from marketing_ml.settings import (
     SIMULATOR_SOURCE,
     Settings,
     SettingsError,
+    WarehouseSource,
     load_settings,
     resolve_source,
 )
@@ -88,8 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--clients", type=int, help="clients to simulate (new data directory only; default 50,000)")
     run.add_argument("--days", type=int, help="days of history ending yesterday (new data directory only; default 365)")
     run.add_argument("--end-date", type=dt.date.fromisoformat, help="last day to build (default: yesterday)")
-    run.add_argument("--source", help="where the raw tables come from: 'simulator' (default) or a folder of your "
-                     "own files (see `marketing-ml validate`); also $MARKETING_ML_SOURCE")
+    run.add_argument("--source", help="where the raw tables come from: 'simulator' (default), a folder of your "
+                     "own files, or 'warehouse' (your tables, named by $MARKETING_ML_SOURCE_MAPPING; see "
+                     "`marketing-ml validate`); also $MARKETING_ML_SOURCE")
     run.add_argument(
         "--scoring-days", type=int, help="days the inference step scores and monitors, ending at --end-date (default 35)"
     )
@@ -122,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser(
         "validate",
-        help="check a folder of your own files (CSV/Parquet) against the data contract; exit 1 on a violation",
+        help="check a folder of your own files (CSV/Parquet), or with $MARKETING_ML_SOURCE=warehouse your warehouse "
+             "tables, against the data contract; exit 1 on a violation",
     )
     validate.add_argument("path", type=Path, nargs="?",
                           help="the folder with the files (and, by default, mapping.yaml); default: $MARKETING_ML_SOURCE")
@@ -155,7 +158,8 @@ def _run(args: argparse.Namespace) -> int:
     if end < start:
         print(f"error: --end-date {end} is before the history start {start}", file=sys.stderr)
         return 2
-    world = f"{settings.simulation.n_clients:,} simulated clients" if settings.source is None else f"files in {settings.source}"
+    world = (f"{settings.simulation.n_clients:,} simulated clients" if settings.source is None
+             else f"files in {settings.source}" if isinstance(settings.source, Path) else str(settings.source))
     print(f"marketing-ml: {world}, history {start}..{end}, warehouse={settings.warehouse}, data in {settings.data_dir}")
     instance = DagsterInstance.get()
     failed = False
@@ -255,17 +259,22 @@ def _info(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from marketing_ml.sources.mapping import MappingError
-    from marketing_ml.sources.validation import SourceFileError, format_report, validate_source
+    from marketing_ml.resources import resolved_warehouse
+    from marketing_ml.sources.validation import SourceFileError, format_report, load_warehouse_source, validate_source
 
-    folder = args.path or resolve_source(os.environ.get(ENV_SOURCE, SIMULATOR_SOURCE))
-    if folder is None:
-        print(f"error: name the folder to check, or set {ENV_SOURCE} to it", file=sys.stderr)
+    source = args.path or resolve_source(os.environ.get(ENV_SOURCE, SIMULATOR_SOURCE))
+    if source is None:
+        print(f"error: name the folder to check, or set {ENV_SOURCE} to it (or to warehouse)", file=sys.stderr)
         return 2
-    if not folder.is_dir():
-        print(f"error: {folder} is not a folder", file=sys.stderr)
+    if isinstance(source, Path) and not source.is_dir():
+        print(f"error: {source} is not a folder", file=sys.stderr)
         return 2
     try:
-        report = validate_source(folder, args.mapping, today=args.today)
+        if isinstance(source, WarehouseSource):
+            report = load_warehouse_source(resolved_warehouse(load_settings()), args.mapping or source.mapping,
+                                           today=args.today).report
+        else:
+            report = validate_source(source, args.mapping, today=args.today)
     except (MappingError, SourceFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

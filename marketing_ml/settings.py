@@ -13,8 +13,10 @@ directory is used, so every later process (CLI, `dagster dev`, the schedule) bui
 given date. Environment variables only choose it for a new directory; asking an initialised directory
 for a different world is an error that says what to do.
 
-`MARKETING_ML_SOURCE` chooses where the raw tables come from: `simulator` (the default) or a folder of
-the provider's own files, checked against the data contract (`marketing_ml/sources/`). Only the simulator
+`MARKETING_ML_SOURCE` chooses where the raw tables come from: `simulator` (the default), a folder of the
+provider's own files, or `warehouse`: tables the provider's own ELT loaded into the warehouse, named by the
+mapping file `MARKETING_ML_SOURCE_MAPPING`; either is checked against the data contract
+(`marketing_ml/sources/`). Only the simulator
 knows the truth (true hazards, effects, best actions): `Settings.ground_truth` is the one place that says
 whether figures that need it can be computed, and `NO_GROUND_TRUTH` is the reason shown where they are not.
 
@@ -42,6 +44,8 @@ ENV_SEED = "MARKETING_ML_SEED"
 ENV_REGIME_SHIFT = "MARKETING_ML_REGIME_SHIFT"
 ENV_EFFECT_CORRELATION = "MARKETING_ML_EFFECT_CORRELATION"
 ENV_SOURCE = "MARKETING_ML_SOURCE"
+ENV_SOURCE_MAPPING = "MARKETING_ML_SOURCE_MAPPING"
+WAREHOUSE_SOURCE = "warehouse"
 ENV_MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 SIMULATOR_SOURCE = "simulator"
 NO_GROUND_TRUTH = ("omitted: the raw data comes from the provider's files, and only the simulator knows the "
@@ -100,14 +104,25 @@ class IngestionPolicy:
 
 
 @dataclass(frozen=True)
+class WarehouseSource:
+    """Raw tables already in the warehouse, loaded by the provider's own ELT: the mapping file names each
+    contract table's warehouse table (`table: schema.name`), its columns and its vocabulary."""
+
+    mapping: Path
+
+    def __str__(self) -> str:
+        return f"warehouse tables named by {self.mapping}"
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     warehouse: str
     simulation: SimulationConfig
     ingestion: IngestionPolicy = IngestionPolicy()
-    # a folder of the provider's own files (marketing_ml/sources/) the raw tables are loaded from, or None:
-    # the simulator's
-    source: Path | None = None
+    # where the raw tables are loaded from (marketing_ml/sources/): a folder of the provider's own files, the
+    # provider's tables in the warehouse, or None: the simulator
+    source: Path | WarehouseSource | None = None
     # MLFLOW_TRACKING_URI when set (a tracking server or database), else None: the data directory's store
     mlflow_tracking: str | None = None
 
@@ -151,18 +166,23 @@ def default_start_date(history_days: int, today: dt.date | None = None) -> dt.da
     return today - dt.timedelta(days=history_days)
 
 
-def resolve_source(value: str) -> Path | None:
-    """`simulator` (None), or the folder of the provider's files, which must exist."""
+def resolve_source(value: str, environ: dict[str, str] | None = None) -> Path | WarehouseSource | None:
+    """`simulator` (None), the folder of the provider's files (which must exist), or `warehouse` with the
+    mapping file that names the tables."""
+    env = os.environ if environ is None else environ
     if value.lower() == SIMULATOR_SOURCE:
         return None
-    if value.lower() == "warehouse":
-        raise SettingsError(
-            f"{ENV_SOURCE}=warehouse (tables already in the raw schema) is not supported yet; "
-            "export them to a folder of CSV or Parquet files and name the folder"
-        )
+    if value.lower() == WAREHOUSE_SOURCE:
+        mapping = env.get(ENV_SOURCE_MAPPING)
+        if not mapping or not Path(mapping).expanduser().is_file():
+            raise SettingsError(
+                f"{ENV_SOURCE}=warehouse reads the tables your ELT loaded: set {ENV_SOURCE_MAPPING} to a mapping "
+                f"file that names each one (tables: clients: table: schema.name); {mapping!r} is not a file"
+            )
+        return WarehouseSource(Path(mapping).expanduser().resolve())
     folder = Path(value).expanduser().resolve()
     if not folder.is_dir():
-        raise SettingsError(f"{ENV_SOURCE}={value!r} is neither {SIMULATOR_SOURCE!r} nor a folder")
+        raise SettingsError(f"{ENV_SOURCE}={value!r} is neither {SIMULATOR_SOURCE!r}, {WAREHOUSE_SOURCE!r} nor a folder")
     return folder
 
 
@@ -215,5 +235,5 @@ def load_settings(
         )
         write_pin(data_dir, config)
     return Settings(data_dir=data_dir, warehouse=warehouse, simulation=config,
-                    source=resolve_source(source or env.get(ENV_SOURCE, SIMULATOR_SOURCE)),
+                    source=resolve_source(source or env.get(ENV_SOURCE, SIMULATOR_SOURCE), env),
                     mlflow_tracking=env.get(ENV_MLFLOW_TRACKING_URI) or None)

@@ -240,7 +240,7 @@ def test_the_readme_block_follows_a_changed_contract():
 # ---- the file source: the raw assets loaded from the provider's files --------------------------------
 
 
-def test_the_source_setting_is_the_simulator_or_an_existing_folder(tmp_path):
+def test_the_source_setting_is_the_simulator_an_existing_folder_or_the_warehouse(tmp_path):
     from marketing_ml.settings import SettingsError, load_settings
 
     base = {"MARKETING_ML_HOME": str(tmp_path / "home"), "MARKETING_ML_START_DATE": "2025-01-01"}
@@ -248,16 +248,39 @@ def test_the_source_setting_is_the_simulator_or_an_existing_folder(tmp_path):
     assert load_settings(environ={**base, "MARKETING_ML_SOURCE": "simulator"}).source is None
     assert load_settings(environ={**base, "MARKETING_ML_SOURCE": str(tmp_path)}).source == tmp_path.resolve()
     assert load_settings(source=str(tmp_path), environ=base).source == tmp_path.resolve()
-    with pytest.raises(SettingsError, match="neither 'simulator' nor a folder"):
+    with pytest.raises(SettingsError, match="neither 'simulator', 'warehouse' nor a folder"):
         load_settings(environ={**base, "MARKETING_ML_SOURCE": str(tmp_path / "nowhere")})
-    with pytest.raises(SettingsError, match="not supported yet"):
+    with pytest.raises(SettingsError, match="set MARKETING_ML_SOURCE_MAPPING"):
         load_settings(environ={**base, "MARKETING_ML_SOURCE": "warehouse"})
+    (tmp_path / "mapping.yaml").write_text("tables: {}")
+    warehouse = load_settings(environ={**base, "MARKETING_ML_SOURCE": "warehouse",
+                                       "MARKETING_ML_SOURCE_MAPPING": str(tmp_path / "mapping.yaml")}).source
+    assert warehouse.mapping == (tmp_path / "mapping.yaml").resolve() and not load_settings(environ=base).source
 
 
-def test_features_from_the_exported_files_equal_the_simulators(tmp_path):
+def warehouse_copy(world_folder: Path, duckdb_path: Path, schema: str = "provider") -> Path:
+    """What a provider's ELT does: the extract's tables loaded into the warehouse (typed by DuckDB's readers)
+    under the provider's names; returns a mapping file naming each table instead of its file."""
+    document = yaml.safe_load((world_folder / "mapping.yaml").read_text())
+    with duckdb.connect(str(duckdb_path)) as conn:
+        conn.execute(f"create schema {schema}")
+        for spec in document["tables"].values():
+            path = world_folder / spec.pop("path")
+            files = f"{path}/*" + next(p.suffix for p in path.iterdir()) if path.is_dir() else str(path)
+            reader = "read_parquet" if files.endswith(".parquet") else "read_csv"
+            spec["table"] = f"{schema}.{path.stem}"
+            conn.execute(f"create table {spec['table']} as select * from {reader}('{files}')")
+    mapping = duckdb_path.parent / "warehouse_mapping.yaml"
+    mapping.write_text(yaml.safe_dump(document, sort_keys=False))
+    return mapping
+
+
+@pytest.mark.parametrize("origin", ["files", "warehouse"])
+def test_features_from_the_providers_data_equal_the_simulators(tmp_path, origin):
     """The round trip: a simulated world exported with UUID ids, renamed columns, another vocabulary and a
-    mapping, loaded as the raw assets, gives the simulator path's feature rows."""
-    from marketing_ml.settings import Settings
+    mapping, loaded as the raw assets from the files or from warehouse tables a provider's ELT loaded,
+    gives the simulator path's feature rows."""
+    from marketing_ml.settings import Settings, WarehouseSource
     from marketing_ml.sources.export import client_uuid
     from marketing_ml_tests.conftest import run_step
 
@@ -266,9 +289,12 @@ def test_features_from_the_exported_files_equal_the_simulators(tmp_path):
     world = export_simulated_world(config, start, last, tmp_path / "provider")
     simulated = Settings(tmp_path / "simulated", "duckdb", config)
     own = Settings(tmp_path / "own", "duckdb", config, source=world.folder)
+    own.data_dir.mkdir()
+    if origin == "warehouse":
+        own = Settings(own.data_dir, "duckdb", config, source=WarehouseSource(warehouse_copy(world.folder, own.duckdb_path)))
+    simulated.data_dir.mkdir()
     features = {}
     for settings in (simulated, own):
-        settings.data_dir.mkdir()
         run_step(settings, "step_data", start, last)
         run_step(settings, "step_features", start, last)
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
@@ -281,6 +307,46 @@ def test_features_from_the_exported_files_equal_the_simulators(tmp_path):
     assert len(actual) == len(expected) > 0 and actual["client_id"].notna().all()
     assert [c for c in expected.columns if not expected[c].equals(actual[c])] == []
     assert expected["touches_180d"].sum() > 0  # the campaign touches came through too
+
+
+def test_a_warehouse_table_that_breaks_the_contract_is_not_loaded_and_validate_says_so(exported, tmp_path):
+    import dagster as dg
+
+    from marketing_ml.definitions import build_definitions
+    from marketing_ml.settings import Settings, WarehouseSource
+
+    settings = Settings(tmp_path / "own", "duckdb", CONFIG)
+    settings.data_dir.mkdir()
+    mapping = warehouse_copy(exported.folder, settings.duckdb_path)
+    with duckdb.connect(str(settings.duckdb_path)) as conn:
+        conn.execute("update provider.outcomes set participant_uuid = 'no-such-client' "
+                     "where outcome_ref = (select min(outcome_ref) from provider.outcomes)")
+    settings = Settings(settings.data_dir, "duckdb", CONFIG, source=WarehouseSource(mapping))
+    job = build_definitions(settings).resolve_job_def("step_data")
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, tags={
+        "dagster/asset_partition_range_start": FIRST.isoformat(), "dagster/asset_partition_range_end": LAST.isoformat()})
+    assert not result.success
+    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    assert evaluations["raw_clients"].passed and not evaluations["raw_outcomes"].passed
+    assert "no-such-client" in evaluations["raw_outcomes"].metadata["report"].value
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        raw = {t for (t,) in conn.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
+    assert "raw_outcomes" not in raw
+
+    env = {"MARKETING_ML_SOURCE": "warehouse", "MARKETING_ML_SOURCE_MAPPING": str(mapping),
+           "MARKETING_ML_HOME": str(settings.data_dir)}
+    report = _validate_cli("--today", TODAY.isoformat(), **env)
+    assert report.returncode == 1 and "source warehouse" in report.stdout and "provider.outcomes" in report.stdout
+    assert "no-such-client" in report.stdout, report.stdout + report.stderr
+
+
+def test_a_warehouse_mapping_names_tables_not_files():
+    assert parse_mapping({"tables": {"clients": {"table": "provider.participants"}}}).table("clients").table == \
+        "provider.participants"
+    for spec, message in (({"table": "participants; drop table x"}, "is not a warehouse table name"),
+                          ({"table": "a.b", "path": "c.csv"}, "not both")):
+        with pytest.raises(MappingError, match=message):
+            parse_mapping({"tables": {"clients": spec}})
 
 
 def test_files_that_break_the_contract_are_not_loaded(extract, tmp_path):

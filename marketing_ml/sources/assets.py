@@ -1,5 +1,6 @@
-"""The raw assets loaded from a provider's own files (MARKETING_ML_SOURCE=<folder>) instead of the
-simulator: the same asset keys, tables and daily partitions, so the dbt features read them unchanged.
+"""The raw assets loaded from a provider's own files (MARKETING_ML_SOURCE=<folder>), or from the tables
+its own ELT loaded into the warehouse (MARKETING_ML_SOURCE=warehouse), instead of the simulator: the same
+asset keys, tables and daily partitions, so the dbt features read them unchanged.
 
 Every load checks the files against the contract first (the blocking `data_contract` checks); a table
 that breaks it is not written and nothing downstream runs. A partition holds the rows of its days by the
@@ -20,36 +21,47 @@ from marketing_ml.partitions import partition_dates
 from marketing_ml.resources.warehouse import WarehouseResource, create_table_sql
 from marketing_ml.sources.checks import contract_check_results, contract_check_spec, fail_on_violations
 from marketing_ml.sources.contract import CONTRACT
-from marketing_ml.sources.validation import load_source
+from marketing_ml.settings import WarehouseSource
+from marketing_ml.sources.validation import LoadedSource, load_source, load_warehouse_source
 from marketing_ml.sources.warehouse import sql_types, warehouse_frame
 
 RAW_SCHEMA = "raw"
 DAILY_TABLES = ("marketing_events", "campaign_touches", "interventions", "outcomes")
 
 
-def _daily_spec(table: str) -> dg.AssetSpec:
+def _daily_spec(table: str, origin: str) -> dg.AssetSpec:
     schema = CONTRACT[table]
     return dg.AssetSpec(
         schema.metadata["asset"],
         group_name="raw",
         kinds={"python", "duckdb"},
         deps=["raw_clients"],
-        description=f"{schema.description} Loaded from the source's files.",
+        description=f"{schema.description} Loaded from the provider's {origin}.",
         metadata={"schema": RAW_SCHEMA, "partition_expr": schema.metadata["date"]},
     ).with_io_manager_key("io_manager")
 
 
-def build_file_source_assets(folder: Path, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def load(source: Path | WarehouseSource, warehouse: WarehouseResource, tables: tuple[str, ...]) -> LoadedSource:
+    """The source's tables, checked against the contract: from its files, or from the warehouse tables its
+    mapping names."""
+    if isinstance(source, WarehouseSource):
+        return load_warehouse_source(warehouse, source.mapping, tables=tables)
+    return load_source(source, tables=tables)
+
+
+def build_source_assets(source: Path | WarehouseSource, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    origin = "warehouse tables" if isinstance(source, WarehouseSource) else "files"
+
     @dg.asset(
         name="raw_clients",
         group_name="raw",
         kinds={"python", "duckdb"},
-        metadata={"schema": RAW_SCHEMA, "source": str(folder)},
+        metadata={"schema": RAW_SCHEMA, "source": str(source)},
         check_specs=[contract_check_spec("clients")],
-        description=f"{CONTRACT['clients'].description} Loaded from the source's files.",
+        description=f"{CONTRACT['clients'].description} Loaded from the provider's {origin}.",
     )
-    def raw_clients():
-        loaded = load_source(folder, tables=("clients",))
+    def raw_clients(warehouse: WarehouseResource):
+        loaded = load(source, warehouse, ("clients",))
         reports = loaded.report.tables
         if not loaded.report.ok:
             yield from contract_check_results(reports)
@@ -60,7 +72,7 @@ def build_file_source_assets(folder: Path, partitions_def: dg.PartitionsDefiniti
 
     @dg.multi_asset(
         name="file_daily_activity",
-        specs=[_daily_spec(t) for t in DAILY_TABLES],
+        specs=[_daily_spec(t, origin) for t in DAILY_TABLES],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=False,
@@ -68,7 +80,7 @@ def build_file_source_assets(folder: Path, partitions_def: dg.PartitionsDefiniti
     )
     def file_daily_activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         first, last = partition_dates(context)
-        loaded = load_source(folder, tables=DAILY_TABLES)
+        loaded = load(source, warehouse, DAILY_TABLES)
         reports = loaded.report.tables
         if not loaded.report.ok:
             yield from contract_check_results(reports)

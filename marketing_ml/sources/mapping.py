@@ -19,7 +19,14 @@ A YAML file, every key in the platform's names (the contract's tables, columns a
     date_format: "%d/%m/%Y"             # optional; default ISO 8601
 
 A table or column the file does not name keeps the contract's name; a table without `path` is looked up
-as `<table>.parquet`, `<table>.csv` or a folder `<table>/`. Once a column has a `values` map, every value
+as `<table>.parquet`, `<table>.csv` or a folder `<table>/`. With the tables already in the warehouse
+(`MARKETING_ML_SOURCE=warehouse`), each table names its warehouse table instead of a path:
+
+    tables:
+      clients: {table: provider.participants, columns: {client_id: participant_uuid}}
+
+(Snowflake returns unquoted column names in lower case, which is how the mapping then names them.)
+ Once a column has a `values` map, every value
 of it must be mapped or ignored: an unmapped value is a violation reported with its count, never dropped
 or kept silently.
 """
@@ -30,11 +37,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import re
+
 import yaml
 
 from marketing_ml.sources.contract import CONTRACT
 
 MAPPING_FILE = "mapping.yaml"
+# a warehouse table as the mapping may name it: [database.]schema.table, plain identifiers (it goes into SQL)
+WAREHOUSE_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){1,2}")
 
 
 class MappingError(ValueError):
@@ -46,6 +57,7 @@ class TableMapping:
     """One contract table's source: where its file is and how its columns and values are named there."""
 
     path: str | None = None
+    table: str | None = None  # the warehouse table, for a warehouse source
     columns: dict[str, str] = field(default_factory=dict)  # contract column -> source column
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # contract column -> {source value: contract value}
     ignore: dict[str, frozenset[str]] = field(default_factory=dict)  # contract column -> source values left out
@@ -86,8 +98,8 @@ def parse_mapping(document: object, where: str = "mapping") -> SourceMapping:
 
 def _table(name: str, spec: object, where: str) -> TableMapping:
     if not isinstance(spec, Mapping):
-        raise MappingError(f"{where}: expected keys path, columns, values, ignore")
-    _only(spec, {"path", "columns", "values", "ignore"}, where)
+        raise MappingError(f"{where}: expected keys path or table, columns, values, ignore")
+    _only(spec, {"path", "table", "columns", "values", "ignore"}, where)
     schema = CONTRACT[name]
     columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
     _only(columns, set(schema.columns), f"{where}.columns")
@@ -109,8 +121,13 @@ def _table(name: str, spec: object, where: str) -> TableMapping:
     for column, sources in (spec.get("ignore") or {}).items():
         _allowed_values(name, column, f"{where}.ignore")
         ignore[str(column)] = frozenset(str(s) for s in (sources if isinstance(sources, list) else [sources]))
-    path = spec.get("path")
-    return TableMapping(path=str(path) if path is not None else None, columns=columns, values=values, ignore=ignore)
+    path, table = spec.get("path"), spec.get("table")
+    if path is not None and table is not None:
+        raise MappingError(f"{where}: name either a file (path) or a warehouse table (table), not both")
+    if table is not None and not WAREHOUSE_TABLE.fullmatch(str(table)):
+        raise MappingError(f"{where}.table: {table!r} is not a warehouse table name like schema.table")
+    return TableMapping(path=str(path) if path is not None else None, table=str(table) if table is not None else None,
+                        columns=columns, values=values, ignore=ignore)
 
 
 def _allowed_values(table: str, column: str, where: str) -> list[str]:

@@ -35,6 +35,7 @@ from marketing_ml.sources.contract import (
     RULE_UNMAPPED_VALUE,
     contract_schema,
 )
+from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.sources.mapping import MAPPING_FILE, SourceMapping, TableMapping, load_mapping
 
 EXAMPLE_ROWS = 5
@@ -72,7 +73,7 @@ class TableReport:
 
 @dataclass(frozen=True)
 class SourceReport:
-    folder: Path
+    location: Path | str  # the folder of files, or "warehouse"
     mapping: Path | None
     tables: dict[str, TableReport]
 
@@ -101,7 +102,8 @@ class LoadedSource:
 
 
 class SourceFileError(ValueError):
-    """A file of the source cannot be read at all (not CSV or Parquet, corrupt): the message names it."""
+    """A file or warehouse table of the source cannot be read at all (not CSV or Parquet, corrupt, not
+    there): the message names it."""
 
 
 def validate_source(folder: Path, mapping_path: Path | None = None, today: dt.date | None = None) -> SourceReport:
@@ -122,8 +124,36 @@ def load_source(
     mapping = load_mapping(mapping_path)
     files = {name: table_files(folder, name, mapping.table(name)) for name in {*tables, "clients"}}
     raw = {name: read_files(paths) for name, paths in files.items() if paths}
-    reports, parsed = check_tables(raw, mapping, today or dt.date.today(), [t for t in CONTRACT if t in tables], files)
-    return LoadedSource(SourceReport(folder, mapping_path, reports), parsed)
+    return _loaded(raw, files, mapping, today, tables, folder, mapping_path)
+
+
+def load_warehouse_source(
+    warehouse: WarehouseResource, mapping_path: Path, today: dt.date | None = None,
+    tables: Collection[str] = tuple(CONTRACT),
+) -> LoadedSource:
+    """`load_source` of tables the provider's ELT loaded into the warehouse: the mapping names each one
+    (`table: schema.name`); a table it does not name is not provided."""
+    mapping = load_mapping(mapping_path)
+    named = {name: mapping.table(name).table for name in {*tables, "clients"}}
+    raw = {name: read_warehouse_table(warehouse, table) for name, table in named.items() if table}
+    origins = {name: [Path(table)] for name, table in named.items() if table}
+    return _loaded(raw, origins, mapping, today, tables, "warehouse", mapping_path)
+
+
+def read_warehouse_table(warehouse: WarehouseResource, table: str) -> pd.DataFrame:
+    """Every row of a warehouse table (`mapping.WAREHOUSE_TABLE`), with the table each came from; column
+    names as the warehouse resource gives them (lower case on Snowflake)."""
+    try:
+        frame = warehouse.query(f"select * from {table}")
+    except Exception as error:  # each backend raises its own error for a missing or unreadable table
+        raise SourceFileError(f"cannot read the warehouse table {table}: {str(error).splitlines()[0]}") from error
+    return frame.assign(**{FILE_COLUMN: table})
+
+
+def _loaded(raw: dict[str, pd.DataFrame], origins: dict[str, list[Path]], mapping: SourceMapping,
+            today: dt.date | None, tables: Collection[str], location: Path | str, mapping_path: Path | None) -> LoadedSource:
+    reports, parsed = check_tables(raw, mapping, today or dt.date.today(), [t for t in CONTRACT if t in tables], origins)
+    return LoadedSource(SourceReport(location, mapping_path, reports), parsed)
 
 
 def check_tables(
@@ -350,7 +380,7 @@ def _violation(
 
 def format_report(report: SourceReport) -> str:
     """The report as `marketing-ml validate` prints it."""
-    lines = [f"source {report.folder}" + (f" (mapping {report.mapping})" if report.mapping else " (contract names, no mapping)")]
+    lines = [f"source {report.location}" + (f" (mapping {report.mapping})" if report.mapping else " (contract names, no mapping)")]
     for table in report.tables.values():
         lines.extend(["", *format_table_report(table)])
     failed = [t for t in report.tables.values() if t.violations]
