@@ -3,6 +3,7 @@ run end to end against fakesnow (Snowflake emulated on DuckDB)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -19,6 +20,7 @@ import pytest
 import snowflake.connector
 import sqlglot
 from fakesnow.cursor import FakeSnowflakeCursor
+from pathlib import Path
 from fastapi.testclient import TestClient
 
 from marketing_ml.definitions import build_definitions
@@ -36,6 +38,7 @@ from marketing_ml.serving.api import API_KEY_HEADER, ENV_API_KEYS
 from marketing_ml.serving.online_features import VERSION_SQL, rows_sql
 from marketing_ml.serving.server import build_service
 from marketing_ml.settings import Settings, SettingsError
+from marketing_ml.sources.validation import load_source
 from marketing_ml.training.datasets import (
     outcome_training_set_sql,
     plan_observations,
@@ -192,6 +195,42 @@ def test_raw_assets_run_through_the_snowflake_io_manager(tmp_path, snowflake_emu
     assert "snowflake" in kinds and "duckdb" not in kinds
     # a re-materialised day replaces only that day on every partitioned table the IO manager writes
     assert [s.key.to_user_string() for s in specs if s.partitions_def and not s.metadata.get("partition_expr")] == []
+
+
+def test_a_providers_snowflake_tables_are_the_source_of_the_raw_assets(tmp_path, snowflake_emulator):
+    """MARKETING_ML_SOURCE=warehouse on Snowflake: the tables a provider's ELT loaded (its names, its UUIDs)
+    are read, checked by the contract and written as the raw tables, through the Snowflake IO manager."""
+    import yaml
+    from dagster_snowflake_pandas import snowflake_pandas_type_handler  # its write_pandas is fakesnow's here
+
+    from marketing_ml.settings import WarehouseSource
+    from marketing_ml.sources.export import export_simulated_world
+    from marketing_ml.sources.validation import read_files, table_files
+    from marketing_ml.sources.mapping import load_mapping
+
+    local = snowflake_settings(tmp_path)
+    last = TEST_START + dt.timedelta(days=9)
+    world = export_simulated_world(dataclasses.replace(local.simulation, n_clients=300), TEST_START, last,
+                                   tmp_path / "provider")
+    document, mapping = yaml.safe_load(world.mapping.read_text()), load_mapping(world.mapping)
+    with snowflake_emulator() as conn:
+        conn.cursor().execute("create schema if not exists provider")
+        for name, spec in document["tables"].items():
+            frame = read_files(table_files(world.folder, name, mapping.table(name))).drop(columns="file")
+            frame = frame.astype({c: str for c in frame.columns if "date" in str(frame[c].dtype)})  # fakesnow writes no dates
+            spec["table"] = f"provider.{Path(spec.pop('path')).stem}"
+            snowflake_pandas_type_handler.write_pandas(conn, frame, Path(spec["table"]).suffix[1:].upper(),
+                                                       schema="PROVIDER", auto_create_table=True, quote_identifiers=False)
+    mapping_file = tmp_path / "warehouse_mapping.yaml"
+    mapping_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    settings = dataclasses.replace(local, source=WarehouseSource(mapping_file),
+                                   simulation=dataclasses.replace(local.simulation, n_clients=300))
+    _run(build_definitions(settings).resolve_job_def("step_data"), dg.DagsterInstance.ephemeral(), TEST_START, last)
+    with snowflake_emulator() as conn:
+        clients, ids = conn.cursor().execute("select count(*), min(client_id) from raw.raw_clients").fetchone()
+        events = conn.cursor().execute("select count(*) from raw.raw_marketing_events").fetchone()[0]
+    assert clients == 300 and ids in set(world.client_uuids.values())
+    assert events == len(load_source(world.folder, tables=("marketing_events",)).tables["marketing_events"]) > 0
 
 
 # ---- scoring on the trained world's champions, through the Snowflake IO manager
