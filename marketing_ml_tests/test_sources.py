@@ -397,3 +397,40 @@ def test_loading_a_partition_again_replaces_its_rows_with_what_the_files_hold_no
     pd.read_csv(log, dtype=str).head(0).to_csv(log, index=False)  # the re-export holds no touches
     run_step(settings, "step_data", FIRST, LAST)
     assert touches() == 0
+
+
+def test_a_new_daily_file_is_loaded_by_the_next_daily_partition(exported, tmp_path):
+    """A provider drops the next day's events file into the folder: the daily schedule's next tick asks for
+    that day's partition, and loading it brings that day's rows, leaving the days loaded before as they were."""
+    import dagster as dg
+
+    from marketing_ml.definitions import build_definitions
+    from marketing_ml.settings import Settings
+    from marketing_ml_tests.conftest import run_step
+
+    folder = Path(shutil.copytree(exported.folder, tmp_path / "provider"))
+    new_file = _first_events_file(folder).with_name(f"activity_{LAST}.parquet")
+    held_back = new_file.rename(tmp_path / new_file.name)
+    settings = Settings(tmp_path / "own", "duckdb", CONFIG, source=folder)
+    settings.data_dir.mkdir()
+
+    def events_by_day() -> dict:
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            return dict(conn.execute("select event_date, count(*) from raw.raw_marketing_events group by 1").fetchall())
+
+    run_step(settings, "step_data", FIRST, LAST - dt.timedelta(days=1))
+    before = events_by_day()
+    assert pd.Timestamp(LAST).date() not in {pd.Timestamp(d).date() for d in before}
+    held_back.rename(new_file)  # the new day's file lands
+
+    schedule = build_definitions(settings).get_schedule_def("daily_schedule")
+    tick = schedule.evaluate_tick(dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time(2), tzinfo=dt.UTC)))
+    [request] = tick.run_requests
+    assert request.partition_key == LAST.isoformat()
+    run_step(settings, "step_data", LAST, LAST)
+    after = events_by_day()
+    expected = pd.read_parquet(new_file)
+    expected = expected[expected["activity"] != IGNORED_EVENT_TYPE]
+    assert {d: n for d, n in after.items() if d in before} == before
+    assert after[max(after)] == len(expected) > 0 and pd.Timestamp(max(after)).date() == LAST
