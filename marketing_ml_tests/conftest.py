@@ -98,6 +98,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_answering(process: subprocess.Popen, url: str, log_path: Path, seconds: int = 120) -> None:
+    """Wait (bounded) until a server process started by a test answers `url`; fail with its log if it exits
+    or does not answer in time."""
+    for _ in range(seconds):
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"{' '.join(map(str, process.args))[:200]} did not answer {url}: {log_path.read_text()[-2000:]}")
+
+
 @contextmanager
 def marketing_ml_ui(settings: Settings, log_path: Path) -> Iterator[str]:
     """`.venv/bin/marketing-ml ui` by path, venv not on PATH; yields the UI's URL once it answers."""
@@ -107,15 +120,7 @@ def marketing_ml_ui(settings: Settings, log_path: Path) -> Iterator[str]:
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):  # bounded wait for the webserver
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail(f"marketing-ml ui did not start: {log_path.read_text()[-2000:]}")
+        wait_until_answering(process, f"{url}/server_info", log_path)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.serving.server import build_service
 from marketing_ml.settings import load_settings
 from marketing_ml.sources.export import client_uuid
-from marketing_ml_tests.conftest import TEST_START, free_port
+from marketing_ml_tests.conftest import TEST_START, free_port, wait_until_answering
 from marketing_ml_tests.serving_world import AUTH, KEY, build_world
 
 
@@ -38,15 +36,7 @@ def mlflow_server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):  # bounded wait for the server
-            assert process.poll() is None, (root / "server.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()[-2000:]}")
+        wait_until_answering(process, f"{url}/health", root / "server.log")
         yield url, root
     finally:
         process.terminate()

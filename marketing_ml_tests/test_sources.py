@@ -310,9 +310,6 @@ def test_features_from_the_providers_data_equal_the_simulators(tmp_path, origin)
 
 
 def test_a_warehouse_table_that_breaks_the_contract_is_not_loaded_and_validate_says_so(exported, tmp_path):
-    import dagster as dg
-
-    from marketing_ml.definitions import build_definitions
     from marketing_ml.settings import Settings, WarehouseSource
 
     settings = Settings(tmp_path / "own", "duckdb", CONFIG)
@@ -322,15 +319,9 @@ def test_a_warehouse_table_that_breaks_the_contract_is_not_loaded_and_validate_s
         conn.execute("update provider.outcomes set participant_uuid = 'no-such-client' "
                      "where outcome_ref = (select min(outcome_ref) from provider.outcomes)")
     settings = Settings(settings.data_dir, "duckdb", CONFIG, source=WarehouseSource(mapping))
-    job = build_definitions(settings).resolve_job_def("step_data")
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, tags={
-        "dagster/asset_partition_range_start": FIRST.isoformat(), "dagster/asset_partition_range_end": LAST.isoformat()})
-    assert not result.success
-    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    evaluations, raw = _failed_data_step(settings)
     assert evaluations["raw_clients"].passed and not evaluations["raw_outcomes"].passed
     assert "no-such-client" in evaluations["raw_outcomes"].metadata["report"].value
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
-        raw = {t for (t,) in conn.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
     assert "raw_outcomes" not in raw
 
     env = {"MARKETING_ML_SOURCE": "warehouse", "MARKETING_ML_SOURCE_MAPPING": str(mapping),
@@ -350,24 +341,30 @@ def test_a_warehouse_mapping_names_tables_not_files():
 
 
 def test_files_that_break_the_contract_are_not_loaded(extract, tmp_path):
-    import dagster as dg
-
-    from marketing_ml.definitions import build_definitions
     from marketing_ml.settings import Settings
 
     _unknown_client(extract)
     settings = Settings(tmp_path / "own", "duckdb", CONFIG, source=extract)
     settings.data_dir.mkdir()
+    evaluations, raw = _failed_data_step(settings)
+    assert evaluations["raw_clients"].passed and not evaluations["raw_marketing_events"].passed
+    assert "no-such-client" in evaluations["raw_marketing_events"].metadata["report"].value
+    assert "raw_marketing_events" not in raw and "raw_outcomes" not in raw
+
+
+def _failed_data_step(settings) -> tuple[dict, set[str]]:
+    """The data step over FIRST..LAST, which must fail: its contract checks by asset, and the raw tables left."""
+    import dagster as dg
+
+    from marketing_ml.definitions import build_definitions
+
     job = build_definitions(settings).resolve_job_def("step_data")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, tags={
         "dagster/asset_partition_range_start": FIRST.isoformat(), "dagster/asset_partition_range_end": LAST.isoformat()})
     assert not result.success
-    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
-    assert evaluations["raw_clients"].passed and not evaluations["raw_marketing_events"].passed
-    assert "no-such-client" in evaluations["raw_marketing_events"].metadata["report"].value
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         raw = {t for (t,) in conn.execute("select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
-    assert "raw_marketing_events" not in raw and "raw_outcomes" not in raw
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}, raw
 
 
 def test_validate_command_checks_the_configured_source_without_a_path(extract):
