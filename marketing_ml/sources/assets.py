@@ -71,14 +71,14 @@ def build_source_assets(source: Path | WarehouseSource, partitions_def: dg.Parti
         yield from contract_check_results(reports)
 
     @dg.multi_asset(
-        name="file_daily_activity",
+        name="provider_daily_activity",
         specs=[_daily_spec(t, origin) for t in DAILY_TABLES],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=False,
         check_specs=[contract_check_spec(t) for t in DAILY_TABLES],
     )
-    def file_daily_activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    def provider_daily_activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         first, last = partition_dates(context)
         loaded = load(source, warehouse, DAILY_TABLES)
         reports = loaded.report.tables
@@ -101,7 +101,7 @@ def build_source_assets(source: Path | WarehouseSource, partitions_def: dg.Parti
             warehouse.execute(create_table_sql(f"{RAW_SCHEMA}.{CONTRACT[table].metadata['asset']}", sql_types(output)))
         yield from contract_check_results(reports)
 
-    return [raw_clients, file_daily_activity]
+    return [raw_clients, provider_daily_activity]
 
 
 def days_of(frame: pd.DataFrame, date_column: str, first: dt.date, last: dt.date) -> pd.DataFrame:
