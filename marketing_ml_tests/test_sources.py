@@ -420,7 +420,7 @@ def test_a_new_daily_file_is_loaded_by_the_next_daily_partition(exported, tmp_pa
     assert pd.Timestamp(LAST).date() not in {pd.Timestamp(d).date() for d in before}
     held_back.rename(new_file)  # the new day's file lands
 
-    schedule = build_definitions(settings).get_schedule_def("daily_schedule")
+    schedule = build_definitions(settings).resolve_schedule_def("daily_schedule")
     tick = schedule.evaluate_tick(dg.build_schedule_context(
         scheduled_execution_time=dt.datetime.combine(LAST + dt.timedelta(days=1), dt.time(2), tzinfo=dt.UTC)))
     [request] = tick.run_requests
