@@ -82,11 +82,6 @@ def contact_log(warehouse: WarehouseResource) -> tuple[int, int]:
     return int(log["logged"].iloc[0]), int(log["randomised"].iloc[0])
 
 
-def contact_log_problem(warehouse: WarehouseResource) -> str | None:
-    """Why the raw contact log gives no uplift model (`dataset.no_randomised_contacts`), or None."""
-    return no_randomised_contacts(*contact_log(warehouse))
-
-
 def build_uplift_set_asset(ground_truth: bool) -> dg.AssetsDefinition:
     truth = (", and the true hazards and effects (evaluation only)" if ground_truth
              else "; no truth columns (the provider's data has no ground truth)")
@@ -154,7 +149,7 @@ def build_uplift_asset(learner: str, ground_truth: bool) -> dg.AssetsDefinition:
     )
     def uplift_model(context: dg.AssetExecutionContext, config: UpliftModelConfig, warehouse: WarehouseResource,
                      mlflow: MLflowResource) -> dg.MaterializeResult:
-        problem = contact_log_problem(warehouse)
+        problem = no_randomised_contacts(*contact_log(warehouse))
         if problem:
             context.log.warning(problem)
             return dg.MaterializeResult(metadata={"not_trained": problem})
@@ -227,7 +222,7 @@ def _candidate(instance: dg.DagsterInstance, learner: str) -> UpliftCandidate | 
     event = instance.get_latest_materialization_event(dg.AssetKey(f"uplift_{learner}"))
     not_trained = event.asset_materialization.metadata.get("not_trained") if event and event.asset_materialization else None
     if not_trained is not None:
-        return f"{learner}: {not_trained.value}"
+        return not_trained.value
     metadata = logged_model_metadata(instance, dg.AssetKey(f"uplift_{learner}"), "uplift")
     selection = {k.removeprefix("selection."): v for k, v in metadata["selection_metrics"].value.items()}
     return UpliftCandidate(learner, metadata["mlflow_run_id"].value, metadata["mlflow_model_uri"].value, selection)
@@ -267,15 +262,12 @@ def _no_candidates(mlflow: MLflowResource, reason: str, log: Callable[[str], Non
         "there is no candidate: the aliases stay where they were (or unset), said so."
     ),
 )
-def uplift_champions(context: dg.AssetExecutionContext, mlflow: MLflowResource,
-                     warehouse: WarehouseResource) -> dg.MaterializeResult:
-    problem = contact_log_problem(warehouse)
-    if problem:
-        return _no_candidates(mlflow, problem, context.log.warning)
+def uplift_champions(context: dg.AssetExecutionContext, mlflow: MLflowResource) -> dg.MaterializeResult:
     found = [_candidate(context.instance, learner) for learner in LEARNERS]
     candidates = [c for c in found if isinstance(c, UpliftCandidate)]
-    if not candidates:
-        return _no_candidates(mlflow, "no learner was trained (" + "; ".join(found) + ")", context.log.warning)
+    if not candidates:  # each learner said why (no randomised contacts, too few): the same reason once
+        return _no_candidates(mlflow, "no learner was trained (" + "; ".join(dict.fromkeys(found)) + ")",
+                              context.log.warning)
     choices = choose_champions(mlflow, candidates, tags={"dagster.run_id": context.run.run_id})
     for choice in choices:
         context.log.info(choice.decision)
