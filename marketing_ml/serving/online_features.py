@@ -89,24 +89,27 @@ VERSION_SQL = (
 )
 
 
-def table_columns(warehouse: WarehouseResource, schema: str, table: str) -> list[str]:
-    """A table's column names in lower case (none if it does not exist), through a read that takes no
-    writer lock: the API polls while pipeline runs write."""
+def column_types(warehouse: WarehouseResource, schema: str, table: str) -> dict[str, str]:
+    """A table's columns in lower case and their SQL types (none if it does not exist), through a read that
+    takes no writer lock: the API polls while pipeline runs write."""
     found = warehouse.read(
-        "select column_name from information_schema.columns where lower(table_schema) = ? and lower(table_name) = ?",
+        "select column_name, data_type from information_schema.columns "
+        "where lower(table_schema) = ? and lower(table_name) = ?",
         [schema, table],
     )
-    return [c.lower() for c in found["column_name"]]
+    return {c.lower(): str(t) for c, t in zip(found["column_name"], found["data_type"])}
+
+
+def table_columns(warehouse: WarehouseResource, schema: str, table: str) -> list[str]:
+    """A table's column names in lower case (none if it does not exist)."""
+    return list(column_types(warehouse, schema, table))
 
 
 def client_ids_are_integers(warehouse: WarehouseResource) -> bool:
     """Whether the feature tables key clients by integers (the simulator's) rather than strings (a provider's
     UUIDs): what the API's path schema admits as a client id. Integers until the features exist."""
-    found = warehouse.read(
-        "select data_type from information_schema.columns where lower(table_schema) = ? and lower(table_name) = ? "
-        "and lower(column_name) = 'client_id'", list(SOURCE_TABLE.split(".")),
-    )
-    return found.empty or not any(word in str(found["data_type"].iloc[0]).upper() for word in ("CHAR", "TEXT", "STRING"))
+    kind = column_types(warehouse, *SOURCE_TABLE.split(".")).get("client_id", "").upper()
+    return not any(word in kind for word in ("CHAR", "TEXT", "STRING"))
 
 
 def read_version(warehouse: WarehouseResource) -> TableVersion | None:
