@@ -260,7 +260,7 @@ def _info(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from marketing_ml.sources.mapping import MappingError
     from marketing_ml.resources import resolved_warehouse
-    from marketing_ml.sources.validation import SourceFileError, format_report, load_warehouse_source, validate_source
+    from marketing_ml.sources.validation import SourceFileError, format_report, load_provider_source
 
     source = args.path or resolve_source(os.environ.get(ENV_SOURCE, SIMULATOR_SOURCE))
     if source is None:
@@ -269,12 +269,9 @@ def _validate(args: argparse.Namespace) -> int:
     if isinstance(source, Path) and not source.is_dir():
         print(f"error: {source} is not a folder", file=sys.stderr)
         return 2
+    warehouse = resolved_warehouse(load_settings()) if isinstance(source, WarehouseSource) else None
     try:
-        if isinstance(source, WarehouseSource):
-            report = load_warehouse_source(resolved_warehouse(load_settings()), args.mapping or source.mapping,
-                                           today=args.today).report
-        else:
-            report = validate_source(source, args.mapping, today=args.today)
+        report = load_provider_source(source, warehouse, args.mapping, args.today).report
     except (MappingError, SourceFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from marketing_ml.resources.warehouse import WarehouseResource, create_table_sql
 from marketing_ml.sources.checks import contract_check_results, contract_check_spec, fail_on_violations
 from marketing_ml.sources.contract import CONTRACT
 from marketing_ml.settings import WarehouseSource
-from marketing_ml.sources.validation import LoadedSource, load_source, load_warehouse_source
+from marketing_ml.sources.validation import load_provider_source
 from marketing_ml.sources.warehouse import sql_types, warehouse_frame
 
 RAW_SCHEMA = "raw"
@@ -41,14 +41,6 @@ def _daily_spec(table: str, origin: str) -> dg.AssetSpec:
     ).with_io_manager_key("io_manager")
 
 
-def load(source: Path | WarehouseSource, warehouse: WarehouseResource, tables: tuple[str, ...]) -> LoadedSource:
-    """The source's tables, checked against the contract: from its files, or from the warehouse tables its
-    mapping names."""
-    if isinstance(source, WarehouseSource):
-        return load_warehouse_source(warehouse, source.mapping, tables=tables)
-    return load_source(source, tables=tables)
-
-
 def build_source_assets(source: Path | WarehouseSource, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     origin = "warehouse tables" if isinstance(source, WarehouseSource) else "files"
 
@@ -61,7 +53,7 @@ def build_source_assets(source: Path | WarehouseSource, partitions_def: dg.Parti
         description=f"{CONTRACT['clients'].description} Loaded from the provider's {origin}.",
     )
     def raw_clients(warehouse: WarehouseResource):
-        loaded = load(source, warehouse, ("clients",))
+        loaded = load_provider_source(source, warehouse, tables=("clients",))
         reports = loaded.report.tables
         if not loaded.report.ok:
             yield from contract_check_results(reports)
@@ -80,7 +72,7 @@ def build_source_assets(source: Path | WarehouseSource, partitions_def: dg.Parti
     )
     def provider_daily_activity(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         first, last = partition_dates(context)
-        loaded = load(source, warehouse, DAILY_TABLES)
+        loaded = load_provider_source(source, warehouse, tables=DAILY_TABLES)
         reports = loaded.report.tables
         if not loaded.report.ok:
             yield from contract_check_results(reports)

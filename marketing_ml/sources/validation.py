@@ -36,6 +36,7 @@ from marketing_ml.sources.contract import (
     contract_schema,
 )
 from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.settings import WarehouseSource
 from marketing_ml.sources.mapping import MAPPING_FILE, SourceMapping, TableMapping, load_mapping
 
 EXAMPLE_ROWS = 5
@@ -138,6 +139,18 @@ def load_warehouse_source(
     raw = {name: read_warehouse_table(warehouse, table) for name, table in named.items() if table}
     origins = {name: [Path(table)] for name, table in named.items() if table}
     return _loaded(raw, origins, mapping, today, tables, "warehouse", mapping_path)
+
+
+def load_provider_source(source: Path | WarehouseSource, warehouse: WarehouseResource | None,
+                         mapping_path: Path | None = None, today: dt.date | None = None,
+                         tables: Collection[str] = tuple(CONTRACT)) -> LoadedSource:
+    """The source the settings name, loaded and checked: a folder of files, or the warehouse tables its
+    mapping names (read through `warehouse`); `mapping_path` overrides the source's own mapping."""
+    if isinstance(source, WarehouseSource):
+        if warehouse is None:
+            raise ValueError("a warehouse source is read through the warehouse resource")
+        return load_warehouse_source(warehouse, mapping_path or source.mapping, today, tables)
+    return load_source(source, mapping_path, today, tables)
 
 
 def read_warehouse_table(warehouse: WarehouseResource, table: str) -> pd.DataFrame:
