@@ -1,7 +1,8 @@
 """The day's decisions as Dagster assets: thin wiring around `day`, `business`, `reasons` and `impact`.
 
-Daily partitioned on `as_of_date` (schema `scoring`):
-- `uplift_scores`: the uplift champions' effect of each call on every active client;
+Daily partitioned on `as_of_date` (schema `scoring`), from the day's `daily_predictions` and
+`uplift_scores` (the uplift champions' effect of each call on every active client, scored with the
+predictions in `marketing_ml.scoring`):
 - `advisor_queue`, `retention_list`, `campaign_targets`: one step (a multi-asset), because a client gets
   one contact a day across the three and each day's lists depend on who the earlier days' lists contacted;
 - `business_impact`: those lists against random, value-only, propensity and the oracle (true effects); on
@@ -10,6 +11,7 @@ Daily partitioned on `as_of_date` (schema `scoring`):
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import numpy as np
@@ -17,17 +19,13 @@ import pandas as pd
 from pydantic import Field
 
 from marketing_ml.decisions import business, contacts, impact, reasons
-from marketing_ml.decisions.day import EFFECT_COLUMNS, DayInputs, day_inputs, missing_champions, version_column
-from marketing_ml.features.catalog import FEATURE_MODEL
+from marketing_ml.decisions.day import EFFECT_COLUMNS, DayInputs, day_inputs, missing_champions
 from marketing_ml.metadata import markdown_table, preview
 from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.scoring.batch import features_of_day, score_days
 from marketing_ml.settings import NO_GROUND_TRUTH
-from marketing_ml.simulation.effects import INTERVENTION_NAMES
-from marketing_ml.uplift.assets import CHAMPIONS as UPLIFT_CHAMPIONS
 from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion, uplift_champions
 
 GROUP = "scoring"
@@ -56,56 +54,41 @@ class BusinessConfig(dg.Config):
         return business.BusinessAssumptions(**self.model_dump())
 
 
-def on_day(frame: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    return frame[pd.to_datetime(frame["as_of_date"]) == pd.Timestamp(day)]
+def by_day(frame: pd.DataFrame) -> dict[pd.Timestamp, pd.DataFrame]:
+    """`frame`'s rows split by `as_of_date` once, so a day-by-day loop does not rescan the whole range each day."""
+    return {pd.Timestamp(d): rows for d, rows in frame.groupby(pd.to_datetime(frame["as_of_date"]), sort=False)}
 
 
-def _inputs_of_days(warehouse: WarehouseResource, days: list[dt.date], predictions: pd.DataFrame,
-                    uplift: pd.DataFrame, a: business.BusinessAssumptions):
-    """Each day's `DayInputs`, one day at a time: the caller sends back the day's lists, which count as
-    contacts for the run's later days (the lists being built, or the built ones read back), so a range in
-    one run and its days one at a time decide the same."""
-    clients = contacts.pool_of_days(warehouse, days[0], days[-1])
-    called: dict = {}
-    campaigned: dict = {}
-    for day in days:
-        calls, campaigns = contacts.logged_contacts(warehouse, a, day, days[0])
-        inputs = day_inputs(on_day(clients, day).drop(columns=["as_of_date"]), on_day(predictions, day),
-                            on_day(uplift, day), contacts.days_since(calls, called, day),
-                            contacts.days_since(campaigns, campaigned, day), a)
-        lists = yield day, inputs
-        for name, rows in lists.items():
-            target = campaigned if name == "campaign_targets" else called
-            target.update(dict.fromkeys(rows["client_id"].tolist(), day))
+def on_day(days: dict[pd.Timestamp, pd.DataFrame], like: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The rows of `day` from `by_day`'s split (none: an empty frame with `like`'s columns)."""
+    return days.get(pd.Timestamp(day), like.iloc[:0])
+
+
+def decide_days(warehouse: WarehouseResource, days: list[dt.date], predictions: pd.DataFrame, uplift: pd.DataFrame,
+                a: business.BusinessAssumptions,
+                decide: Callable[[dt.date, DayInputs], dict[str, pd.DataFrame]]) -> None:
+    """`decide(day, inputs)` for each day in turn; the lists it returns count as contacts for the run's later
+    days (the lists being built, or the built ones read back), so a range in one run and its days one at a
+    time decide the same. The day-by-day reads share one warehouse session."""
+    with warehouse.session():
+        clients = contacts.pool_of_days(warehouse, days[0], days[-1])
+        split = {name: by_day(frame) for name, frame in (("clients", clients), ("predictions", predictions),
+                                                          ("uplift", uplift))}
+        called: dict = {}
+        campaigned: dict = {}
+        for day in days:
+            calls, campaigns = contacts.logged_contacts(warehouse, a, day, days[0])
+            inputs = day_inputs(on_day(split["clients"], clients, day).drop(columns=["as_of_date"]),
+                                on_day(split["predictions"], predictions, day), on_day(split["uplift"], uplift, day),
+                                contacts.days_since(calls, called, day), contacts.days_since(campaigns, campaigned, day), a)
+            for name, rows in decide(day, inputs).items():
+                target = campaigned if name == "campaign_targets" else called
+                target.update(dict.fromkeys(rows["client_id"].tolist(), day))
 
 
 def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: bool) -> list[dg.AssetsDefinition]:
     """The decision assets; `ground_truth` (`Settings.ground_truth`): whether business impact is counted
     with the simulator's true effects or with the models' estimate."""
-    @dg.asset(
-        **daily_asset(
-            "uplift_scores", GROUP, SCHEMA,
-            "One row per active client: the uplift champions' predicted effect of an advisor's outreach on "
-            "P(conversion) and of a retention call on P(churn) within their horizons (empty where an "
-            "intervention has no champion), with the versions that produced them.",
-            partitions, deps=[dg.AssetKey(FEATURE_MODEL), dg.AssetKey(UPLIFT_CHAMPIONS)],
-            kinds=("python", "mlflow", "duckdb"),
-        ),
-    )
-    def uplift_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource) -> pd.DataFrame:
-        champions = uplift_champions(mlflow.tracking_uri)
-        for intervention in INTERVENTION_NAMES:
-            context.log.info(f"{intervention}: " + (f"uplift champion v{champions[intervention].version}"
-                                                    if intervention in champions else "no uplift champion"))
-        scores = score_days(warehouse, partition_days(context), lambda f: score_uplift(f, champions),
-                            context.log.info, "uplift scored")
-        context.add_output_metadata({
-            "model_versions": dg.MetadataValue.json({i: c.version for i, c in champions.items()}),
-            **{f"mean_{c}": float(scores[c].mean()) for c in EFFECT_COLUMNS.values() if scores[c].notna().any()},
-            "preview": preview(scores),
-        })
-        return scores
-
     outs = {
         "advisor_queue": (
             "Each advisor's morning list: at most `advisor_daily_capacity` clients by expected incremental "
@@ -137,21 +120,21 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
         champions = uplift_champions(mlflow.tracking_uri)
         days = partition_days(context)
         built: dict[str, list[pd.DataFrame]] = {name: [] for name in outs}
-        steps = _inputs_of_days(warehouse, days, daily_predictions, uplift_scores, a)
-        day, inputs = next(steps)
-        notes = missing_champions(inputs)
-        for note in notes:
-            context.log.warning(note)
-        while True:
-            lists = lists_of_day(inputs, champions, features_of_day(warehouse, day), a)
+        notes: list[str] = []
+
+        def decide(day: dt.date, inputs: DayInputs) -> dict[str, pd.DataFrame]:
+            if day == days[0]:
+                notes.extend(missing_champions(inputs))
+                for note in notes:
+                    context.log.warning(note)
+            lists = lists_of_day(inputs, champions, warehouse, day, a)
             for name, rows in lists.items():
                 built[name].append(rows.assign(as_of_date=pd.Timestamp(day)))
             context.log.info(f"{day} ({len(built['advisor_queue'])}/{len(days)}): "
                              + ", ".join(f"{len(rows):,} {name.replace('_', ' ')}" for name, rows in lists.items()))
-            try:
-                day, inputs = steps.send(lists)
-            except StopIteration:
-                break
+            return lists
+
+        decide_days(warehouse, days, daily_predictions, uplift_scores, a, decide)
         for name in outs:
             frame = pd.concat(built[name], ignore_index=True)
             yield dg.Output(frame, output_name=name, metadata={
@@ -189,22 +172,24 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
         days = partition_days(context)
         horizons = champion_horizons(mlflow.tracking_uri)
         truth = truth_of_days(warehouse, days[0], days[-1]) if ground_truth else None
-        listed = {"advisor_queue": advisor_queue, "retention_list": retention_list, "campaign_targets": campaign_targets}
+        listed = {name: (by_day(frame), frame) for name, frame in
+                  (("advisor_queue", advisor_queue), ("retention_list", retention_list), ("campaign_targets", campaign_targets))}
+        truth_by_day = by_day(truth) if truth is not None else None
         tables = []
-        steps = _inputs_of_days(warehouse, days, daily_predictions, uplift_scores, a)
-        day, inputs = next(steps)
-        notes = [] if ground_truth else impact.unjudged_lists(inputs.uplift_lists)
-        for note in notes:
-            context.log.warning(note)
-        while True:
-            lists = {n: on_day(f, day) for n, f in listed.items()}
-            tables.append(impact_of_lists(inputs, lists, day_gains(inputs, truth, day, horizons), a)
-                          .assign(as_of_date=pd.Timestamp(day)))
+        notes: list[str] = []
+
+        def judge(day: dt.date, inputs: DayInputs) -> dict[str, pd.DataFrame]:
+            if day == days[0] and not ground_truth:
+                notes.extend(impact.unjudged_lists(inputs.uplift_lists))
+                for note in notes:
+                    context.log.warning(note)
+            lists = {name: on_day(split, frame, day) for name, (split, frame) in listed.items()}
+            gains = day_gains(inputs, on_day(truth_by_day, truth, day) if truth is not None else None, horizons)
+            tables.append(impact_of_lists(inputs, lists, gains, a).assign(as_of_date=pd.Timestamp(day)))
             context.log.info(f"{day} ({len(tables)}/{len(days)}): impact of {sum(map(len, lists.values())):,} contacts")
-            try:
-                day, inputs = steps.send(lists)
-            except StopIteration:
-                break
+            return lists
+
+        decide_days(warehouse, days, daily_predictions, uplift_scores, a, judge)
         table = pd.concat(tables, ignore_index=True)
         latest = table[table["as_of_date"] == table["as_of_date"].max()].drop(columns=["as_of_date"])
         summed = impact.over_days(table)
@@ -224,27 +209,15 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
         })
         return table
 
-    return [uplift_scores, contact_lists, business_impact]
+    return [contact_lists, business_impact]
 
 
-def score_uplift(features: pd.DataFrame, champions: dict[str, UpliftChampion]) -> pd.DataFrame:
-    """The effect each list acts on, for every row of `features` (NaN where the intervention has no champion)."""
-    out = features[["client_id", "as_of_date"]].reset_index(drop=True)
-    for use_case, column in EFFECT_COLUMNS.items():
-        intervention = business.LIST_INTERVENTION[use_case]
-        champion = champions.get(intervention)
-        out[column] = (champion.effect(features, PRIMARY_OUTCOME[intervention]).to_numpy(dtype=np.float64)
-                       if champion else np.nan)
-        out[version_column(intervention)] = champion.version if champion else None
-    return out
-
-
-def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], features: pd.DataFrame,
-                 a: business.BusinessAssumptions) -> dict[str, pd.DataFrame]:
-    """The day's three lists under the platform's policy, with reasons for the two call lists."""
+def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], warehouse: WarehouseResource,
+                 day: dt.date, a: business.BusinessAssumptions) -> dict[str, pd.DataFrame]:
+    """The day's three lists under the platform's policy, with reasons for the two call lists (from the
+    listed clients' feature rows and the day's typical values, both read in SQL)."""
     plan = business.plan_day(inputs.pool, inputs.platform, a)
     lists = business.list_frames(inputs.pool, inputs.platform, plan, a)
-    features = features.set_index("client_id")
     for use_case in ("advisor_queue", "retention_list"):
         rows = lists[use_case]
         intervention = business.LIST_INTERVENTION[use_case]
@@ -255,9 +228,9 @@ def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], featur
             outcome = PRIMARY_OUTCOME[intervention]
             sign = 1.0 if outcome == "conversion" else -1.0  # a fall in churn is the benefit
             model = champion.models[outcome]
-            listed = features.loc[rows["client_id"]].reset_index().set_index(rows.index)
+            listed = contacts.listed_features(warehouse, day, rows["client_id"].tolist()).set_index(rows.index)
             why = reasons.effect_reasons(lambda f: sign * champion.effect(f, outcome).to_numpy(), listed,
-                                         reasons.typical_values(features, model.spec.numeric, model.spec.categorical))
+                                         contacts.typical_values(warehouse, day, model.spec.numeric, model.spec.categorical))
         lists[use_case] = pd.concat([rows, why], axis=1).assign(ranked_by=inputs.ranked_by(use_case))
     lists["advisor_queue"]["expected_conversion_uplift"] = lists["advisor_queue"][EFFECT_COLUMNS["advisor_queue"]]
     lists["retention_list"]["expected_churn_reduction"] = -lists["retention_list"][EFFECT_COLUMNS["retention_list"]]
@@ -296,12 +269,12 @@ def champion_horizons(tracking_uri: str) -> dict[str, int]:
     return horizons
 
 
-def day_gains(inputs: DayInputs, truth: pd.DataFrame | None, day: dt.date, horizons: dict[str, int]) -> impact.Gains:
-    """What a contact of each pool row causes on `day`: from the simulator's `truth` of the days, or, when
+def day_gains(inputs: DayInputs, truth: pd.DataFrame | None, horizons: dict[str, int]) -> impact.Gains:
+    """What a contact of each pool row causes on the day: from the simulator's `truth` of the day, or, when
     there is none (a provider's data), the models' estimate from the pool's scores."""
     if truth is None:
         return impact.estimated_gains(inputs.pool)
-    rows = inputs.pool[["client_id"]].merge(on_day(truth, day), on="client_id", how="left", validate="one_to_one")
+    rows = inputs.pool[["client_id"]].merge(truth, on="client_id", how="left", validate="one_to_one")
     return impact.true_gains(rows, horizons)
 
 

@@ -22,6 +22,7 @@ from marketing_ml.decisions.business import (
     uplift_scores_policy,
     value_policy,
 )
+from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion
 
 # `uplift_scores` columns: the effect each list acts on, NaN when its intervention has no champion
 EFFECT_COLUMNS = {"advisor_queue": "effect_conversion_advisor_outreach",
@@ -75,3 +76,15 @@ def missing_champions(inputs: DayInputs) -> list[str]:
             "it ranks by propensity x value; the uplift step (`marketing-ml run --step uplift`) needs at least 149 "
             "days of history with randomised contacts"
             for u in EFFECT_COLUMNS if u not in inputs.uplift_lists]
+
+
+def score_uplift(features: pd.DataFrame, champions: dict[str, UpliftChampion]) -> pd.DataFrame:
+    """The effect each list acts on, for every row of `features` (NaN where the intervention has no champion)."""
+    out = features[["client_id", "as_of_date"]].reset_index(drop=True)
+    for use_case, column in EFFECT_COLUMNS.items():
+        intervention = LIST_INTERVENTION[use_case]
+        champion = champions.get(intervention)
+        out[column] = (champion.effect(features, PRIMARY_OUTCOME[intervention]).to_numpy(dtype=np.float64)
+                       if champion else np.nan)
+        out[version_column(intervention)] = champion.version if champion else None
+    return out

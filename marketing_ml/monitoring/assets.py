@@ -53,10 +53,11 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
     def feature_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
         columns = list(load_champion("conversion", mlflow.tracking_uri).predictor.feature_columns)
         reference = reference_rows(warehouse)
-        days = []
-        for day in partition_days(context):
-            days.append(feature_drift_of_day(warehouse, reference, day, columns))
-            context.log.info(f"{day}: drift of {len(columns)} features")
+        days, run_days = [], partition_days(context)
+        with warehouse.session():
+            for day in run_days:
+                days.append(feature_drift_of_day(warehouse, reference, day, columns))
+                context.log.info(f"{day} ({len(days)}/{len(run_days)}): drift of {len(columns)} features")
         drift = pd.concat(days, ignore_index=True)
         drift["severity"] = [int(FEATURE_PSI.severity(v)) for v in drift["psi"]]
         latest = drift[drift["as_of_date"] == drift["as_of_date"].max()]
@@ -110,8 +111,9 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
     )
     def realized_performance(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
         at_training = {name: trained_auc(mlflow, name) for name in OUTCOME_TASKS}
-        rows = [realized_performance_of_day(warehouse, day, task, at_training[name], ground_truth=ground_truth)
-                for day in partition_days(context) for name, task in OUTCOME_TASKS.items()]
+        with warehouse.session():
+            rows = [realized_performance_of_day(warehouse, day, task, at_training[name], ground_truth=ground_truth)
+                    for day in partition_days(context) for name, task in OUTCOME_TASKS.items()]
         for row in rows:
             if not row["rows"]:  # "nothing matured yet" is a monitoring fact, not a missing table
                 context.log.info(f"{row['as_of_date']} {row['task']}: no predictions from {row['prediction_date']} to evaluate yet")

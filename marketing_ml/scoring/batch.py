@@ -39,16 +39,19 @@ def features_of_day(warehouse: WarehouseResource, day: dt.date) -> pd.DataFrame:
     return features
 
 
-def score_days(warehouse: WarehouseResource, days: list[dt.date], score: Callable[[pd.DataFrame], pd.DataFrame],
-               log: Callable[[str], None], what: str) -> pd.DataFrame:
-    """`score` applied to each day's feature rows in turn (memory bounded by one day), with a line of
-    progress per day: a 35-day backfill is minutes of work."""
-    scored = []
-    for k, day in enumerate(days, start=1):
-        features = features_of_day(warehouse, day)
-        scored.append(score(features))
-        log(f"{day} ({k}/{len(days)}): {what} {len(features):,} clients")
-    return pd.concat(scored, ignore_index=True)
+def score_days(warehouse: WarehouseResource, days: list[dt.date],
+               scorers: Mapping[str, Callable[[pd.DataFrame], pd.DataFrame]],
+               log: Callable[[str], None]) -> dict[str, pd.DataFrame]:
+    """Each of `scorers` applied to each day's feature rows, the rows read once per day for all of them
+    (memory bounded by one day), with a line of progress per day: a 35-day backfill is minutes of work."""
+    scored: dict[str, list[pd.DataFrame]] = {name: [] for name in scorers}
+    with warehouse.session():
+        for k, day in enumerate(days, start=1):
+            features = features_of_day(warehouse, day)
+            for name, score in scorers.items():
+                scored[name].append(score(features))
+            log(f"{day} ({k}/{len(days)}): {len(features):,} clients: {', '.join(scorers)}")
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in scored.items()}
 
 
 def score_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]) -> pd.DataFrame:
