@@ -152,3 +152,27 @@ def test_a_feature_build_waits_out_a_reader_of_the_warehouse(features_settings, 
     finally:
         release.cancel()
         reader.close()
+
+
+def test_a_run_tests_the_raw_rows_of_its_own_days_and_stops_on_a_bad_one(features_settings, tmp_path):
+    """The staging tests of a run over a range of days read the raw rows of those days (the rows it adds),
+    not the whole history again; a bad row of those days still fails the run."""
+    settings = copy_of(features_settings, tmp_path / "world")
+
+    def add_event_on_an_unknown_channel(day: dt.date) -> None:
+        with duckdb.connect(str(settings.duckdb_path)) as conn:
+            conn.execute("insert into raw.raw_marketing_events select * replace ('carrier_pigeon' as channel) "
+                         "from raw.raw_marketing_events where event_date = ? limit 1", [day])
+
+    add_event_on_an_unknown_channel(TEST_END - dt.timedelta(days=1))  # a day the run does not add
+    run_step(settings, "step_features", TEST_END, TEST_END)  # asserts the run succeeded
+    add_event_on_an_unknown_channel(TEST_END)
+    job = build_definitions(settings).resolve_job_def("step_features")
+    day = TEST_END.isoformat()
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day},
+    )
+    assert not result.success
+    failed = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+    assert failed == {"feature_staging"}, failed

@@ -34,6 +34,10 @@ from marketing_ml.resources.dbt import WarehouseDbtCliResource
 from marketing_ml.resources.warehouse import WarehouseResource
 
 FEATURES_KEY = dg.AssetKey(FEATURE_MODEL)
+# the tags Dagster gives a run over one partition or a range of them (the CLI and backfills set them)
+PARTITION_TAG = "dagster/partition"
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 PREVIEW_COLUMNS = (
     "client_id", "as_of_date", "lifecycle_segment", "events_30d", "days_since_last_event",
     "dominant_channel_90d", "touches_180d", "retirement_readiness", "is_converted",
@@ -56,10 +60,22 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtPr
         dagster_dbt_translator=translator,
     )
     def feature_staging(context: dg.AssetExecutionContext, dbt: WarehouseDbtCliResource):
-        """Views over the raw tables, and the dbt tests of keys, vocabularies and relationships."""
+        """Views over the raw tables, and the dbt tests of keys, vocabularies and relationships.
+
+        In a run over a range of days (the features step, the daily job's days) the tests read only the
+        raw rows of those days, which are the rows that run added: re-testing the whole history made a
+        daily run scan a year of events. Materialised on its own (no range), the tests read everything.
+        """
         # cautious: a test that also reads the feature table (its relationship to stg_clients) runs
         # with the feature table, not before it exists
-        yield from dbt.cli(["build", "--indirect-selection", "cautious"], context=context).stream()
+        args = ["build", "--indirect-selection", "cautious"]
+        window = _run_window(context)
+        if window is None:
+            context.log.info("Building the staging views and testing every raw row")
+        else:
+            context.log.info(f"Building the staging views and testing the raw rows of {window[0]}..{window[1]}")
+            args += ["--vars", window_vars(*window)]
+        yield from dbt.cli(args, context=context).stream()
 
     @dbt_assets(
         manifest=manifest, project=project, select="tag:daily", name="daily_features",
@@ -75,6 +91,9 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtPr
         # the row metadata is read afterwards; dbt's own log streams to the run's compute logs meanwhile.
         events = list(invocation.stream())
         written = _written_metadata(warehouse, first, last) if invocation.is_successful() else {}
+        days = (last - first).days + 1
+        # recording a materialisation per partition takes a while for a long range: say so, not silence
+        context.log.info(f"dbt finished; recording {days} partition{'s' if days > 1 else ''} of {FEATURE_MODEL}")
         for event in events:
             if isinstance(event, dg.Output) and context.asset_key_for_output(event.output_name) == FEATURES_KEY:
                 event = event.with_metadata({**event.metadata, **written})
@@ -160,6 +179,17 @@ def build_feature_assets(partitions_def: dg.PartitionsDefinition, project: DbtPr
     # the dbt translator links dbt assets to their SQL; the catalog gets a link to its Python here
     return ([feature_staging, daily_features, *dg.with_source_code_references([feature_catalog])],
             [feature_completeness, feature_freshness])
+
+
+def _run_window(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date] | None:
+    """The days of the run's partition range (its tags), for an unpartitioned asset that runs beside the
+    daily ones; None when the run has no partitions."""
+    tags = context.run.tags
+    first = tags.get(PARTITION_RANGE_START_TAG, tags.get(PARTITION_TAG))
+    last = tags.get(PARTITION_RANGE_END_TAG, tags.get(PARTITION_TAG))
+    if first is None or last is None:
+        return None
+    return dt.date.fromisoformat(first), dt.date.fromisoformat(last)
 
 
 def _checked_window(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> tuple[dt.date, dt.date]:
