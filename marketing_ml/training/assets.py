@@ -276,7 +276,7 @@ class _LastTrainingFrames:
     def load(self, context: dg.AssetExecutionContext, warehouse: WarehouseResource, task: str, ground_truth: bool,
              tables: list[dg.AssetKey]) -> tuple[TrainingFrames, dict[str, str]]:
         built = [context.instance.get_latest_materialization_event(t) for t in tables]
-        key = None if None in built else (task, ground_truth, *((b.run_id, b.storage_id) for b in built))
+        key = None if None in built else (task, ground_truth, *((b.run_id, b.timestamp) for b in built))
         if key is not None and key == self.key:
             context.log.info(f"{task}: the training frames the previous model of this task read")
             return self.value
