@@ -139,6 +139,22 @@ def test_the_cli_ran_both_steps_through_dagster(trained):
     assert all(r.is_success for r in runs)
 
 
+def test_the_models_step_logs_which_model_it_trains_k_of_n(trained):
+    _, instance, _ = trained
+    run = next(r for r in instance.get_runs() if r.job_name == "step_models")
+    messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    started = [m for m in messages if m.startswith("training ") and " in this run" in m]
+    assert len(started) == len(TASK_NAMES) * len(FAMILIES)
+    n = len(started)
+    assert [m.split(": model ")[1] for m in started] == [f"{k} of {n} in this run" for k in range(1, n + 1)]
+    assert {m.split(":")[0].removeprefix("training ") for m in started} == {f"{t}/{f}" for t in TASK_NAMES for f in FAMILIES}
+    assert sum(f"({k} of 6)" in m for m in messages for k in range(1, 7)) == 6 * len(FAMILIES)  # next best action
+    # each task's training set is read once, by its first model; the other families take those frames
+    assert sorted(m.split(":")[0] for m in messages if "training frames read in" in m) == sorted(TASK_NAMES)
+    reused = [m for m in messages if "the training frames the previous model of this task read" in m]
+    assert len(reused) == len(TASK_NAMES) * (len(FAMILIES) - 1)
+
+
 def test_the_gate_refuses_a_deliberately_bad_model_in_dagster(trained, tmp_path):
     # on a private copy: the bad model becomes the latest materialization of the churn models
     settings = copy_of(trained[0], tmp_path / "world")

@@ -10,7 +10,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from marketing_ml.features.catalog import ModelInputs
 from marketing_ml.registry.encoding import FrameEncoder
 from marketing_ml.registry.evaluation import (
     binary_metrics,
@@ -18,8 +20,10 @@ from marketing_ml.registry.evaluation import (
     oracle_horizon_probability,
     policy_evaluation,
 )
+from marketing_ml.registry.frames import Split
 from marketing_ml.registry.tasks import OUTCOME_TASKS
 from marketing_ml.training import datasets
+from marketing_ml.training.families import FAMILIES, permutation_importance
 
 D = dt.date
 
@@ -233,3 +237,32 @@ def test_validation_clients_never_train(tmp_path):
     assert len(by_split["test"]) == 400  # every client is scored out of time
     # non-validation clients train on every earlier date, the validation date included
     assert len(rows[rows["split"] == "train"]) == 3 * (400 - len(by_split["validation"]))
+
+
+def test_permutation_importance_on_the_encoded_rows_equals_shuffling_the_frame():
+    rng = np.random.default_rng(5)
+    n = 3000
+    frame = pd.DataFrame({"count": rng.poisson(2.0, n).astype(float), "noise": rng.normal(size=n),
+                          "tier": rng.choice(["basic", "plus", "premier"], n)})
+    frame.loc[rng.random(n) < 0.1, "count"] = np.nan  # imputed with the training median
+    logit = -2 + 0.8 * np.log1p(frame["count"].fillna(0)) + 1.0 * (frame["tier"] == "premier")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    spec = ModelInputs(numeric=("count", "noise"), categorical=("tier",))
+    train, validation = Split(frame.iloc[:2000], y[:2000]), Split(frame.iloc[2000:].reset_index(drop=True), y[2000:])
+    model = FAMILIES["logreg"].fit(spec, train, validation)
+
+    # what the importance means: the drop in AUC when one input column of the frame is shuffled and re-encoded
+    expected_rng = np.random.default_rng(11)
+    take = expected_rng.permutation(len(validation))[:800]
+    X, labels = validation.X.iloc[take].reset_index(drop=True), validation.y[take]
+    reference = roc_auc_score(labels, model.predict_proba(X))
+    drops = {}
+    for column in spec.all:
+        shuffled = X.copy()
+        shuffled[column] = X[column].to_numpy()[expected_rng.permutation(len(X))]
+        drops[column] = max(reference - roc_auc_score(labels, model.predict_proba(shuffled)), 0.0)
+    expected = pd.Series(drops) / sum(drops.values())
+
+    importance = permutation_importance(model, spec, validation, seed=11, max_rows=800)
+    assert importance.index[0] in ("count", "tier") and importance["noise"] < importance[importance.index[0]]
+    pd.testing.assert_series_equal(importance.sort_index(), expected.sort_index(), check_exact=False, rtol=1e-9)

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from marketing_ml.features.catalog import FEATURE_MODEL
 from marketing_ml.metadata import markdown_table
-from marketing_ml.registry.frames import load_training_frames
+from marketing_ml.registry.frames import TrainingFrames, load_training_frames
 from marketing_ml.registry.store import log_trained_model
 from marketing_ml.registry.tasks import (
     HELD_OUT,
@@ -230,7 +230,8 @@ def build_model_asset(task: str, family: Family, ground_truth: bool) -> dg.Asset
     )
     def model(context: dg.AssetExecutionContext, config: ModelConfig, warehouse: WarehouseResource,
               mlflow: MLflowResource) -> dg.MaterializeResult:
-        frames, lineage = load_training_frames(warehouse, task, ground_truth=ground_truth)
+        context.log.info(f"training {task}/{family.name}: {model_progress(context)}")
+        frames, lineage = _last_frames.load(context, warehouse, task, ground_truth, deps)
         options = FitOptions(seed=config.seed, threads=config.threads, log=context.log.info)
         context.log.info(f"{task}/{family.name}: {len(frames.train):,} train, {len(frames.validation):,} validation, "
                          f"{len(frames.test):,} test rows, {len(frames.spec.all)} features")
@@ -244,15 +245,62 @@ def build_model_asset(task: str, family: Family, ground_truth: bool) -> dg.Asset
         oracle = f" (oracle {trained.metrics['oracle_auc']:.4f})" if ground_truth else ""
         context.log.info(f"{task}/{family.name}: test AUC {trained.metrics['auc']:.4f}{oracle} in {seconds:.1f}s; "
                          "logging to MLflow")
+        log_began = dt.datetime.now()
         logged = log_trained_model(
             mlflow, trained, library=family.library,
             params={**family.params, "seed": config.seed, "features": len(frames.spec.all)},
             tags={**lineage, "dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string()},
             input_example=frames.test,
         )
+        context.log.info(f"{task}/{family.name}: logged in {(dt.datetime.now() - log_began).total_seconds():.1f}s")
         return dg.MaterializeResult(metadata=model_metadata(trained, seconds, logged.run_id, logged.model_uri))
 
     return model
+
+
+class _LastTrainingFrames:
+    """The training frames the previous model asset in this process read, handed to the next one of its task.
+
+    The four families of a task read the same training set, and under the in-process executor (DuckDB) they
+    run one after the other in one process: the later ones take the frames the first read instead of
+    reading the tables again. The key is the latest materialization of each table read (the training set,
+    and the policy evaluation set for the next best action), so a rebuilt table is read afresh; one task's
+    frames are kept, not all (hundreds of MB each at the default scale). Training only reads the frames
+    (every slice it fits on is a copy), so handing them on cannot change a model.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.value: tuple[TrainingFrames, dict[str, str]] | None = None
+
+    def load(self, context: dg.AssetExecutionContext, warehouse: WarehouseResource, task: str, ground_truth: bool,
+             tables: list[dg.AssetKey]) -> tuple[TrainingFrames, dict[str, str]]:
+        built = [context.instance.get_latest_materialization_event(t) for t in tables]
+        key = None if None in built else (task, ground_truth, *((b.run_id, b.timestamp) for b in built))
+        if key is not None and key == self.key:
+            context.log.info(f"{task}: the training frames the previous model of this task read")
+            return self.value
+        self.key, self.value = None, None  # the previous task's frames go before the next are read
+        began = dt.datetime.now()
+        self.value = load_training_frames(warehouse, task, ground_truth=ground_truth)
+        self.key = key
+        context.log.info(f"{task}: training frames read in {(dt.datetime.now() - began).total_seconds():.1f}s")
+        return self.value
+
+
+_last_frames = _LastTrainingFrames()
+
+
+def model_progress(context: dg.AssetExecutionContext) -> str:
+    """'model k of n': n is how many model assets (task x family) this run materializes, k how many of them
+    it has materialized so far, plus this one. The DuckDB runs train them one at a time (in-process
+    executor), so k is this model's place in the sequence."""
+    models = {model_key(task, family) for task in TASK_NAMES for family in FAMILIES}
+    in_run = models & set(context.job_def.asset_layer.selected_asset_keys)
+    materialized = context.instance.get_records_for_run(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    done = {r.event_log_entry.dagster_event.asset_key for r in materialized} & in_run
+    return f"model {len(done) + 1} of {len(in_run)} in this run"
 
 
 def training_assets(ground_truth: bool) -> list[dg.AssetsDefinition]:

@@ -77,10 +77,11 @@ def train_action_model(family: Family, frames: TrainingFrames, options: FitOptio
     if frames.ground_truth and frames.population is None:
         raise ValueError("the next-best-action training frames need the policy evaluation population")
     models: dict[str, BinaryModel] = {}
-    for action in ACTION_NAMES:
+    for k, action in enumerate(ACTION_NAMES, 1):
         train, validation = frames.split("train", action), frames.split("validation", action)
         _require_rows(train, validation, where=f"{NBA}/{action}")
-        options.log(f"{family.name}: fitting the response model of {action} on {len(train):,} touches")
+        options.log(f"{family.name}: fitting the response model of {action} ({k} of {len(ACTION_NAMES)}) on "
+                    f"{len(train):,} touches")
         models[action] = family.fit(frames.spec, train, validation, options)
     predictor = ActionPredictor(NBA, family.name, frames.spec, models)
     rates = {a: float(frames.split("train", a).y.mean()) for a in ACTION_NAMES}
