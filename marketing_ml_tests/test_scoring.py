@@ -125,7 +125,14 @@ def test_explanations_add_up_to_the_champions_margin(scored):
         # exact for trees and linear models; integrated gradients (MLP) carry a small integration error
         np.testing.assert_allclose(attribution.margin, raw_margin(model, features), rtol=1e-2, atol=2e-2)
     explained = query(settings, "select * from scoring.prediction_explanations where as_of_date = ?", [LAST])
-    assert len(explained) == len(query(settings, "select 1 from scoring.daily_predictions where as_of_date = ?", [LAST]))
+    predicted = query(settings, "select client_id, p_conversion from scoring.daily_predictions where as_of_date = ?", [LAST])
+    assert len(explained) == len(predicted)
+    # conversion reasons exactly where there is a conversion score (none for converted clients)
+    rows = explained.merge(predicted, on="client_id", validate="one_to_one")
+    assert predicted["p_conversion"].isna().any() and predicted["p_conversion"].notna().any()
+    assert ((rows["conversion_explanation_method"] != "") == rows["p_conversion"].notna()).all()
+    assert (rows.loc[rows["p_conversion"].isna(), "conversion_reason_1"] == "").all()
+    assert (rows["churn_explanation_method"] != "").all()
 
 
 def test_realized_performance_scores_matured_predictions_against_outcomes(scored):

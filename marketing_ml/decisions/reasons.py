@@ -26,9 +26,13 @@ def effect_reasons(effect: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFr
     names = list(typical)
     if rows.empty:
         return pd.DataFrame({f"reason_{k + 1}": pd.Series(dtype=object) for k in range(top)})
-    stacked = pd.concat([rows.assign(**{name: typical[name]}) for name in names], ignore_index=True)
-    for name in names:  # keep each column's dtype (a typical value may be a plain Python scalar)
-        stacked[name] = stacked[name].astype(rows[name].dtype)
+    # one block of the rows per feature, that feature set to its typical value in its own block
+    n = len(rows)
+    stacked = rows.iloc[np.tile(np.arange(n), len(names))].reset_index(drop=True)
+    for k, name in enumerate(names):
+        column = stacked[name].to_numpy(dtype=object)
+        column[k * n:(k + 1) * n] = typical[name]
+        stacked[name] = pd.Series(column).astype(rows[name].dtype)  # a typical value may be a plain Python scalar
     actual = np.asarray(effect(rows), dtype=np.float64)
     replaced = np.asarray(effect(stacked), dtype=np.float64).reshape(len(names), len(rows))
     lift = actual[None, :] - replaced  # (features, rows)

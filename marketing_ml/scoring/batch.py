@@ -76,15 +76,21 @@ def score_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]) 
 
 
 def explain_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel], k: int = 3) -> pd.DataFrame:
-    """Top `k` reasons per client for the conversion and churn scores, in feature names."""
+    """Top `k` reasons per client for the conversion and churn scores, in feature names.
+
+    A converted client has no conversion score (`score_clients`), so it gets no conversion reasons either
+    (empty names, zero contributions, no method) and costs no attribution."""
     parts = []
     for chunk in chunks(features):
         out = chunk[["client_id", "as_of_date"]].reset_index(drop=True)
+        converted = chunk["is_converted"].to_numpy(dtype=bool)
         for task in OUTCOME_TASKS:
-            predictor = champions[task].predictor
-            attribution = attribute(predictor.model, chunk)
-            reasons = top_reasons(attribution, k).add_prefix(f"{task}_")
-            out = pd.concat([out, reasons], axis=1)
-            out[f"{task}_explanation_method"] = attribution.method
+            scored = np.flatnonzero(~converted) if task == "conversion" else np.arange(len(chunk))
+            attribution = attribute(champions[task].predictor.model, chunk.iloc[scored])
+            reasons = top_reasons(attribution, k).set_index(scored).reindex(range(len(chunk)))
+            for column in reasons.columns:
+                reasons[column] = reasons[column].fillna(0.0 if column.endswith("_contribution") else "")
+            out = pd.concat([out, reasons.add_prefix(f"{task}_")], axis=1)
+            out[f"{task}_explanation_method"] = np.where(np.isin(np.arange(len(chunk)), scored), attribution.method, "")
         parts.append(out)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
