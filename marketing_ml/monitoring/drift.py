@@ -107,7 +107,8 @@ def reference_rows(warehouse: WarehouseResource) -> pd.DataFrame:
 def feature_drift_of_day(warehouse: WarehouseResource, reference: pd.DataFrame, day: dt.date, columns: list[str]) -> pd.DataFrame:
     """Drift of every model input on one day's feature rows (a deterministic sample) against `reference`."""
     current = warehouse.query(
-        f"select * from {FEATURE_TABLE} where as_of_date = ? order by hash(client_id) limit {REFERENCE_ROWS}", [day]
+        f"select {', '.join(columns)} from {FEATURE_TABLE} where as_of_date = ? "
+        f"order by hash(client_id) limit {REFERENCE_ROWS}", [day]
     )
     return drift_frame(column_drift(reference, current, columns)).assign(as_of_date=day)
 

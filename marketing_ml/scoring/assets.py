@@ -59,7 +59,7 @@ def build_scoring_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsD
                     "explanations and the uplift scores.",
     )
     def scored_clients(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
-        selected = [name for name in SCORED if name in context.op_execution_context.selected_output_names]
+        selected = [name for name in SCORED if dg.AssetKey(name) in context.selected_asset_keys]
         scorers = {}
         if {"daily_predictions", "prediction_explanations"} & set(selected):
             champions = load_champions(mlflow.tracking_uri)
