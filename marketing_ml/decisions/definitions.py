@@ -1,4 +1,5 @@
-"""The decisions domain: uplift scores, the advisor queue, retention list and campaign targets, and their business impact."""
+"""The decisions domain: the advisor queue, retention list and campaign targets, and their business impact
+(from the uplift scores the scoring domain computes with the predictions)."""
 
 import dagster as dg
 

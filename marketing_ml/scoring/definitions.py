@@ -1,4 +1,4 @@
-"""The scoring domain: daily predictions, their explanations and the client segments."""
+"""The scoring domain: daily predictions, their explanations, the uplift scores and the client segments."""
 
 import dagster as dg
 
