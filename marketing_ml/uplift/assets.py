@@ -184,6 +184,7 @@ def build_uplift_asset(learner: str, ground_truth: bool) -> dg.AssetsDefinition:
             mlflow, learner, models, metrics, tables, figures,
             tags={"dagster.run_id": context.run.run_id, "dagster.asset_key": context.asset_key.to_user_string(),
                   "data.training_set": UPLIFT_TABLE, "family": config.family},
+            input_example=slices["test"],
         )
         headline = OBSERVED_HEADLINE + (TRUTH_HEADLINE if ground_truth else ())
         report_rows = [

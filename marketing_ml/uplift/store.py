@@ -15,11 +15,13 @@ import importlib.metadata
 import math
 import pickle
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.models import infer_signature
 import pandas as pd
 
 from marketing_ml.metadata import markdown_table
@@ -31,6 +33,8 @@ EXPERIMENT = "uplift"
 # the outcome each intervention is for: its champion is chosen on this outcome's Qini
 PRIMARY_OUTCOME = {"advisor_outreach": "conversion", "retention_call": "churn"}
 MODEL_ARTIFACT = "uplift_models.pkl"
+# the models-from-code entry point MLflow stores with every uplift run
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
 
 
 def registered_name(intervention: str) -> str:
@@ -45,15 +49,20 @@ class UpliftPyfunc(mlflow.pyfunc.PythonModel):
             self.models: dict[str, UpliftModel] = pickle.load(handle)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return pd.concat(
-            [m.predict_effects(model_input).add_prefix(f"{outcome}.") for outcome, m in self.models.items()], axis=1
-        )
+        return effects_frame(self.models, model_input)
+
+
+def effects_frame(models: Mapping[str, UpliftModel], frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([m.predict_effects(frame).add_prefix(f"{outcome}.") for outcome, m in models.items()], axis=1)
 
 
 def log_uplift_models(resource: MLflowResource, learner: str, models: Mapping[str, UpliftModel],
                       metrics: Mapping[str, float], tables: Mapping[str, pd.DataFrame], figures: Mapping[str, object],
-                      tags: Mapping[str, str]) -> tuple[str, str]:
-    """One run with the learner's models, metrics, tables and plots; returns (run id, model uri)."""
+                      tags: Mapping[str, str], input_example: pd.DataFrame) -> tuple[str, str]:
+    """One run with the learner's models, metrics, tables and plots, and the signature the models' effects
+    have on `input_example` (feature rows); returns (run id, model uri)."""
+    columns = sorted({c for m in models.values() for c in m.feature_columns})
+    example = input_example[columns].head(5).reset_index(drop=True)
     with resource.client() as client:
         experiment_id = resource.experiment_id(client, EXPERIMENT)
         run_tags = {**tags, "learner": learner, "code_version": code_version()}
@@ -67,8 +76,13 @@ def log_uplift_models(resource: MLflowResource, learner: str, models: Mapping[st
                 path = Path(tmp) / MODEL_ARTIFACT
                 path.write_bytes(pickle.dumps(dict(models)))
                 packages = ["mlflow", "numpy", "pandas", "scikit-learn", "xgboost"]
+                with warnings.catch_warnings():
+                    # integer feature counts are never NULL (the features' contract): the integer schema is exact
+                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                    signature = infer_signature(example, effects_frame(models, example))
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=UpliftPyfunc(), artifacts={"models": str(path)},
+                    name="model", python_model=str(PYFUNC_ENTRY), artifacts={"models": str(path)},
+                    signature=signature, input_example=example,
                     pip_requirements=[f"{p}=={importlib.metadata.version(p)}" for p in packages],
                 )
     return run.info.run_id, info.model_uri
