@@ -67,11 +67,19 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         values = np.where(np.isnan(values), self.medians_, values)
         if self.log_columns_.any():
             values[:, self.log_columns_] = np.log1p(np.maximum(values[:, self.log_columns_], 0.0))
-        parts = [values]
+        # one float32 matrix filled in place: stacking the float and one-hot blocks would promote and copy
+        # them all, which was most of the encoding time (every model encodes every row it scores)
+        out = np.zeros((len(X), len(self.feature_names_out_)), dtype=np.float32)
+        out[:, : values.shape[1]] = values
+        start, rows = values.shape[1], np.arange(len(X))
         for column, categories in zip(self.categorical, self.categories_):
-            codes = pd.Categorical(X[column].astype(str), categories=categories).codes
-            parts.append(codes[:, None] == np.arange(len(categories))[None, :])
-        return np.hstack(parts).astype(np.float32, copy=False)
+            # a column holds a handful of distinct values: look those up, not every row's string
+            row_codes, values_seen = pd.factorize(X[column].astype(str))
+            codes = pd.Index(categories).get_indexer(values_seen)[row_codes]
+            known = codes >= 0  # unseen categories stay all zeros
+            out[rows[known], start + codes[known]] = 1.0
+            start += len(categories)
+        return out
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
