@@ -1,4 +1,5 @@
-"""The raw assets through Dagster and the DuckDB IO manager: schemas, partitions, idempotency."""
+"""The raw assets through Dagster and DuckDB (the IO manager, and the daily tables' block-by-block writes):
+schemas, partitions, idempotency."""
 
 from __future__ import annotations
 

@@ -170,6 +170,7 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
         previews: dict[str, pd.DataFrame] = {}
         # nothing is yielded inside the session (see `session`): a broken block's reports wait for its end
         with warehouse.bulk_session(STAGING_MEMORY_LIMIT):
+            warehouse.execute(f"create schema if not exists {STAGING_SCHEMA}")
             for table in staged.values():
                 warehouse.execute(f"drop table if exists {table}")  # what a killed run left
             try:
@@ -178,10 +179,11 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
                     summary = dg.MetadataValue.md(activity_summary(warehouse, staged))
                     context.log.info(f"replacing {first}..{last} of the daily tables with the "
                                      f"{sum(rows.values()):,} staged rows")
-                    warehouse.execute_atomically(
-                        [statement for name, table in staged.items()
-                         for statement in _replace_range_sql(name, table, list(previews[name].columns), first, last)]
-                    )
+                    replacing = [_replace_range_sql(name, table, list(previews[name].columns), first, last)
+                                 for name, table in staged.items()]
+                    # the tables first (empty, if new): DDL in a transaction commits it on Snowflake
+                    warehouse.execute_atomically([statement for create, _ in replacing for statement in create])
+                    warehouse.execute_atomically([statement for _, replace in replacing for statement in replace])
             finally:
                 for table in staged.values():
                     warehouse.execute(f"drop table if exists {table}")
@@ -228,18 +230,18 @@ def _stage_blocks(context: dg.AssetExecutionContext, simulation: SimulationResou
     return None
 
 
-def _replace_range_sql(name: str, staged: str, columns: list[str], first: dt.date,
-                       last: dt.date) -> list[tuple[str, list]]:
-    """The statements that replace the days first..last of the daily table `name` with its staged rows."""
+def _replace_range_sql(name: str, staged: str, columns: list[str], first: dt.date, last: dt.date
+                       ) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
+    """The statements that create the daily table `name` if it is new, and those that replace its days
+    first..last with its staged rows."""
     metadata = next(spec.metadata for spec in DAILY_SPECS if spec.key.path[-1] == name)
     schema, date_column = metadata["schema"], metadata["partition_expr"]
     table, listed = f"{schema}.{name}", ", ".join(columns)
-    return [
-        (f"create schema if not exists {schema}", []),
-        (f"create table if not exists {table} as select {listed} from {staged} limit 0", []),
-        (f"delete from {table} where {date_column} between ? and ?", [first, last]),
-        (f"insert into {table} ({listed}) select {listed} from {staged}", []),
-    ]
+    create = [(f"create schema if not exists {schema}", []),
+              (f"create table if not exists {table} as select {listed} from {staged} limit 0", [])]
+    replace = [(f"delete from {table} where {date_column} between ? and ?", [first, last]),
+               (f"insert into {table} ({listed}) select {listed} from {staged}", [])]
+    return create, replace
 
 
 def clients_summary(clients: pd.DataFrame) -> str:
