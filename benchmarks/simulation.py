@@ -1,7 +1,9 @@
 """Benchmark: simulation time and peak memory for 365 days at 10k, 50k and 200k clients.
 
 Each scale runs in a fresh process (so peak memory is its own), simulates the history with the default
-worker count and writes the four daily tables to a scratch DuckDB file, as the raw assets do.
+worker count, holds the whole range in memory (`simulate_days`) and writes the four daily tables to a
+scratch DuckDB file. The raw assets stream the blocks to the warehouse instead (`simulate_blocks`), so
+this main process's peak is not the data step's.
 
     python benchmarks/simulation.py [--clients 10000 50000 200000] [--days 365]
 

@@ -1,4 +1,5 @@
-"""The raw assets through Dagster and the DuckDB IO manager: schemas, partitions, idempotency."""
+"""The raw assets through Dagster and DuckDB (the IO manager, and the daily tables' block-by-block writes):
+schemas, partitions, idempotency."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import dagster as dg
 import duckdb
 
 from marketing_ml.definitions import build_definitions
+from marketing_ml.settings import Settings
+from marketing_ml.simulation.config import BLOCK_SIZE, SimulationConfig
+from marketing_ml.simulation.engine import simulate_days
 from marketing_ml_tests.conftest import (
     TEST_CLIENTS,
     TEST_DAYS,
@@ -122,14 +126,14 @@ def test_a_partition_that_breaks_the_contract_is_not_written_and_blocks_what_fol
             return {t: conn.execute(f"select count(*) from raw.{t}").fetchone()[0] for (t,) in tables}
 
     before = counts()
-    simulate = simulation_assets.simulate_days
+    simulate = simulation_assets.simulate_blocks
 
-    def with_an_unknown_client(*args, **kwargs):
-        days = simulate(*args, **kwargs)
-        days.events.loc[0, "client_id"] = 10**9
-        return days
+    def with_an_unknown_client_in_the_last_block(*args, **kwargs):
+        blocks = list(simulate(*args, **kwargs))
+        blocks[-1][1].events.loc[0, "client_id"] = 10**9  # the blocks before it are staged already
+        yield from blocks
 
-    monkeypatch.setattr(simulation_assets, "simulate_days", with_an_unknown_client)
+    monkeypatch.setattr(simulation_assets, "simulate_blocks", with_an_unknown_client_in_the_last_block)
     defs = build_definitions(settings)
     job = defs.resolve_job_def("step_features")  # the data a feature build would read must be checked first
     day = (TEST_START + dt.timedelta(days=1)).isoformat()
@@ -150,6 +154,58 @@ def test_a_partition_that_breaks_the_contract_is_not_written_and_blocks_what_fol
     assert not materialized & {"stg_marketing_events", "client_features_daily", "raw_marketing_events"}
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert started == {"raw_clients", "true_client_traits", "simulated_daily_activity"}  # the dbt build never started
+
+
+def test_a_range_of_several_blocks_is_streamed_and_replaced_whole(tmp_path, monkeypatch):
+    """Two client blocks: the tables hold exactly the rows of the whole simulation merged in memory, the
+    run log counts the blocks, and a run that breaks in its second block, with the first one written to
+    staging already, leaves every table as it was and no staging table behind."""
+    from marketing_ml.simulation import assets as simulation_assets
+
+    config = SimulationConfig(start_date=TEST_START, n_clients=BLOCK_SIZE + 300)
+    (tmp_path / "blocks").mkdir()
+    settings = Settings(data_dir=tmp_path / "blocks", warehouse="duckdb", simulation=config)
+    last = TEST_START + dt.timedelta(days=1)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_step(settings, "step_data", TEST_START, last, instance=instance)
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(m.startswith("client block 1/2: ") for m in logged) and any(m.startswith("client block 2/2: ") for m in logged)
+
+    expected = simulate_days(config, TEST_START, last, workers=1)
+    frames = {"raw.raw_marketing_events": expected.events, "raw.raw_campaign_touches": expected.touches,
+              "raw.raw_outcomes": expected.outcomes, "raw.raw_interventions": expected.interventions,
+              "ground_truth.true_daily_hazards": expected.hazards}
+
+    def assert_tables_hold_the_simulation():
+        with duckdb.connect(str(settings.duckdb_path)) as conn:
+            for table, frame in frames.items():
+                conn.register("expected", frame)
+                assert conn.execute(
+                    f"select (select count(*) from {table}), "
+                    f"(select count(*) from (select * from {table} except all select * from expected)), "
+                    f"(select count(*) from (select * from expected except all select * from {table}))"
+                ).fetchall() == [(len(frame), 0, 0)], table
+            staged = conn.execute("select count(*) from information_schema.tables "
+                                  "where table_schema = 'simulation_staging'").fetchall()
+            assert staged == [(0,)]
+
+    assert_tables_hold_the_simulation()
+    assert len(expected.events) > 0 and expected.events["client_id"].max() > BLOCK_SIZE  # both blocks have rows
+
+    simulate = simulation_assets.simulate_blocks
+
+    def breaking_in_the_second_block(*args, **kwargs):
+        for block, days in simulate(*args, **kwargs):
+            if block == 1:
+                days.events.loc[0, "client_id"] = 10**9
+            yield block, days
+
+    monkeypatch.setattr(simulation_assets, "simulate_blocks", breaking_in_the_second_block)
+    job = build_definitions(settings).resolve_job_def("step_data")
+    tags = {"dagster/asset_partition_range_start": TEST_START.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat()}
+    assert not job.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
+    assert_tables_hold_the_simulation()
 
 
 def test_definitions_load_and_validate(tmp_path):

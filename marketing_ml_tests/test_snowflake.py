@@ -175,9 +175,12 @@ def test_raw_assets_run_through_the_snowflake_io_manager(tmp_path, snowflake_emu
     rewrite = _run(job, instance, TEST_START + dt.timedelta(days=2), TEST_START + dt.timedelta(days=2))
     assert per_day() == before  # the day was deleted and written again, nothing duplicated or lost
 
-    # read back through the IO manager, as a downstream asset loads its input (columns lower-case)
-    outcomes = defs.load_asset_value("raw_outcomes", partition_key=(TEST_START + dt.timedelta(days=4)).isoformat(), instance=instance)
+    # the daily tables are written block by block through the warehouse, with the simulator's columns;
+    # raw_clients read back through the IO manager, as a downstream asset loads its input
+    outcomes = resolved_warehouse(settings).query("select * from raw.raw_outcomes limit 1")
     assert list(outcomes.columns)[:3] == ["outcome_id", "client_id", "outcome_date"]
+    assert not resolved_warehouse(settings).query(
+        "select count(*) as n from information_schema.tables where table_schema = 'SIMULATION_STAGING'")["n"].iloc[0]
     clients = defs.load_asset_value("raw_clients", instance=instance)
     assert len(clients) == settings.simulation.n_clients
 

@@ -33,6 +33,14 @@ class WarehouseResource(dg.ConfigurableResource):
         default opens one per query; an embedded backend keeps its database open for the block."""
         yield
 
+    @contextmanager
+    def bulk_session(self, memory_limit: str) -> Iterator[None]:
+        """A `session` for writes and copies far larger than memory, in which the warehouse process keeps
+        at most `memory_limit` (a DuckDB size, '1GB') of buffers. The default: a plain session (a remote
+        warehouse's memory is its own)."""
+        with self.session():
+            yield
+
     def read(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """A query for long-running readers outside Dagster runs (the real-time API): on a backend with a
         writer lock it never takes that lock, so pipeline runs can write while the reader polls."""
@@ -81,6 +89,16 @@ class DuckDBWarehouse(WarehouseResource):
                 yield
             finally:
                 self._session = None
+
+    @contextmanager
+    def bulk_session(self, memory_limit: str) -> Iterator[None]:
+        """The session's database caches at most `memory_limit`: DuckDB keeps up to 80% of the machine's
+        RAM of buffers by default, and copying a year of a million clients' rows between tables would
+        fill it (3 GB of buffers for 95 million rows, measured) though it streams the rows through."""
+        with self.session():
+            with self.connect() as conn:
+                conn.execute(f"set memory_limit = '{memory_limit}'")
+            yield
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

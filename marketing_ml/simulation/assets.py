@@ -13,11 +13,13 @@ import pandas as pd
 from marketing_ml.metadata import markdown_table, preview
 from marketing_ml.partitions import partition_dates
 from marketing_ml.resources.simulation import SimulationResource
+from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.simulation.effects import shift_frame
 from marketing_ml.simulation.config import SimulationConfig
-from marketing_ml.simulation.engine import SimulatedDays, simulate_days
+from marketing_ml.simulation.engine import simulate_blocks
 from marketing_ml.simulation.population import client_profiles, client_truth, generate_population
 from marketing_ml.sources.checks import contract_check_results, contract_check_spec, fail_on_violations
+from marketing_ml.sources.contract import CONTRACT
 from marketing_ml.sources.mapping import SourceMapping
 from marketing_ml.sources.validation import TableReport, check_tables
 
@@ -75,6 +77,7 @@ def true_client_traits(context: dg.AssetExecutionContext, simulation: Simulation
     return truth
 
 def _daily_spec(name: str, group: str, schema: str, partition_column: str, description: str) -> dg.AssetSpec:
+    # no IO manager: `simulated_daily_activity` writes the table itself, block by block (see there)
     return dg.AssetSpec(
         name,
         group_name=group,
@@ -82,7 +85,7 @@ def _daily_spec(name: str, group: str, schema: str, partition_column: str, descr
         deps=[raw_clients],
         description=description,
         metadata={"schema": schema, "partition_expr": partition_column},
-    ).with_io_manager_key("io_manager")
+    )
 
 DAILY_SPECS = [
     _daily_spec(
@@ -130,6 +133,16 @@ DAILY_SPECS = [
 CHECKED_DAILY_TABLES = ("marketing_events", "campaign_touches", "interventions", "outcomes")
 
 
+# the block rows of a run wait here until every block is written and checked; then one transaction moves
+# them into the daily tables (a schema of its own, so a killed run's leftovers never mix with the tables)
+STAGING_SCHEMA = "simulation_staging"
+# the warehouse's buffers while it stages and copies them: the copy streams, a cache of its size only costs RAM
+STAGING_MEMORY_LIMIT = "1GB"
+# output name -> the `SimulatedDays` field that holds its rows
+DAILY_FRAMES = {"raw_marketing_events": "events", "raw_campaign_touches": "touches", "raw_outcomes": "outcomes",
+                "raw_interventions": "interventions", "true_daily_hazards": "hazards"}
+
+
 def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=DAILY_SPECS,
@@ -138,35 +151,98 @@ def build_simulated_daily_activity(partitions_def: dg.PartitionsDefinition) -> d
         can_subset=False,
         check_specs=[contract_check_spec(t) for t in CHECKED_DAILY_TABLES],
     )
-    def simulated_daily_activity(context: dg.AssetExecutionContext, simulation: SimulationResource):
+    def simulated_daily_activity(
+        context: dg.AssetExecutionContext, simulation: SimulationResource, warehouse: WarehouseResource
+    ):
+        """The five daily tables of the run's range, streamed to the warehouse one client block at a time.
+
+        A year of a million clients is tens of gigabytes as frames, so no step may hold the range: each
+        block is checked against the contract and appended to a staging table as it arrives, and once
+        every block is there one transaction replaces the range's rows of all five tables with the
+        staged ones. A failed or killed run leaves the tables as they were (the staging tables are
+        dropped, or replaced by the next run), and a re-run replaces its days, never duplicates them.
+        """
         first, last = partition_dates(context)
-        context.log.info(f"Simulating {first}..{last} for {simulation.n_clients:,} clients")
-
-        def progress(done: int, total: int) -> None:
-            context.log.info(f"simulated client block {done}/{total}")
-
         config = simulation.config
-        days = simulate_days(config, first, last, workers=simulation.workers or None, progress=progress)
-        tables = {"clients": client_profiles(config, generate_population(config)), "marketing_events": days.events,
-                  "campaign_touches": days.touches, "interventions": days.interventions, "outcomes": days.outcomes}
-        reports = contract_reports(tables, list(CHECKED_DAILY_TABLES), contract_as_of(config, last))
-        if any(r.violations for r in reports.values()):
-            yield from contract_check_results(reports)
-            fail_on_violations(reports)  # before any output: the warehouse keeps what it had
-        summary = dg.MetadataValue.md(activity_summary(days))
-        for name, frame in (
-            ("raw_marketing_events", days.events),
-            ("raw_campaign_touches", days.touches),
-            ("raw_outcomes", days.outcomes),
-            ("raw_interventions", days.interventions),
-            ("true_daily_hazards", days.hazards),
-        ):
-            # Dagster writes each output (and a materialization per day) before the next: the write phase's progress
-            context.log.info(f"writing {name}: {len(frame):,} rows of {first}..{last}")
-            yield dg.Output(frame, output_name=name, metadata={"preview": preview(frame), "summary": summary})
-        yield from contract_check_results(reports)
+        context.log.info(f"Simulating {first}..{last} for {simulation.n_clients:,} clients in {config.n_blocks} blocks")
+        staged = {name: f"{STAGING_SCHEMA}.{name}" for name in DAILY_FRAMES}
+        rows = dict.fromkeys(DAILY_FRAMES, 0)
+        previews: dict[str, pd.DataFrame] = {}
+        # nothing is yielded inside the session (see `session`): a broken block's reports wait for its end
+        with warehouse.bulk_session(STAGING_MEMORY_LIMIT):
+            warehouse.execute(f"create schema if not exists {STAGING_SCHEMA}")
+            for table in staged.values():
+                warehouse.execute(f"drop table if exists {table}")  # what a killed run left
+            try:
+                broken = _stage_blocks(context, simulation, warehouse, staged, rows, previews)
+                if not broken:
+                    summary = dg.MetadataValue.md(activity_summary(warehouse, staged))
+                    context.log.info(f"replacing {first}..{last} of the daily tables with the "
+                                     f"{sum(rows.values()):,} staged rows")
+                    replacing = [_replace_range_sql(name, table, list(previews[name].columns), first, last)
+                                 for name, table in staged.items()]
+                    # the tables first (empty, if new): DDL in a transaction commits it on Snowflake
+                    warehouse.execute_atomically([statement for create, _ in replacing for statement in create])
+                    warehouse.execute_atomically([statement for _, replace in replacing for statement in replace])
+            finally:
+                for table in staged.values():
+                    warehouse.execute(f"drop table if exists {table}")
+        if broken:
+            yield from contract_check_results(broken)
+            fail_on_violations(broken)  # the tables were not replaced: the warehouse keeps what it had
+        for name in DAILY_FRAMES:
+            yield dg.Output(None, output_name=name, metadata={"preview": preview(previews[name]), "summary": summary,
+                                                              "rows": rows[name]})
+        yield from contract_check_results({
+            table: TableReport(table, (), rows[CONTRACT[table].metadata["asset"]]) for table in CHECKED_DAILY_TABLES
+        })
 
     return simulated_daily_activity
+
+
+def _stage_blocks(context: dg.AssetExecutionContext, simulation: SimulationResource, warehouse: WarehouseResource,
+                  staged: dict[str, str], rows: dict[str, int], previews: dict[str, pd.DataFrame]
+                  ) -> dict[str, TableReport] | None:
+    """Simulate the run's range block by block, appending each block's rows to the `staged` tables and
+    counting them into `rows` (and the first block's first rows into `previews`); the contract reports
+    of the first block that breaks the contract, before it is staged, else None."""
+    first, last = partition_dates(context)
+    config = simulation.config
+    clients = client_profiles(config, generate_population(config))
+    as_of = contract_as_of(config, last)
+    for done, (block, days) in enumerate(
+        simulate_blocks(config, first, last, workers=simulation.workers or None), start=1
+    ):
+        frames = {name: getattr(days, field) for name, field in DAILY_FRAMES.items()}
+        lo, hi = config.block_bounds(block)
+        # checked against the block's own clients: a block's rows are of its clients only
+        tables = {"clients": clients.iloc[lo:hi],
+                  **{t: frames[CONTRACT[t].metadata["asset"]] for t in CHECKED_DAILY_TABLES}}
+        reports = contract_reports(tables, list(CHECKED_DAILY_TABLES), as_of)
+        if any(r.violations for r in reports.values()):
+            return reports
+        warehouse.append({staged[name]: frame for name, frame in frames.items()})
+        for name, frame in frames.items():
+            rows[name] += len(frame)
+            previews.setdefault(name, frame.head(10))
+        context.log.info(f"client block {done}/{config.n_blocks}: {sum(map(len, frames.values())):,} rows "
+                         f"staged, {sum(rows.values()):,} so far")
+    return None
+
+
+def _replace_range_sql(name: str, staged: str, columns: list[str], first: dt.date, last: dt.date
+                       ) -> tuple[list[tuple[str, list]], list[tuple[str, list]]]:
+    """The statements that create the daily table `name` if it is new, and those that replace its days
+    first..last with its staged rows."""
+    metadata = next(spec.metadata for spec in DAILY_SPECS if spec.key.path[-1] == name)
+    schema, date_column = metadata["schema"], metadata["partition_expr"]
+    table, listed = f"{schema}.{name}", ", ".join(columns)
+    create = [(f"create schema if not exists {schema}", []),
+              (f"create table if not exists {table} as select {listed} from {staged} limit 0", [])]
+    replace = [(f"delete from {table} where {date_column} between ? and ?", [first, last]),
+               (f"insert into {table} ({listed}) select {listed} from {staged}", [])]
+    return create, replace
+
 
 def clients_summary(clients: pd.DataFrame) -> str:
     numeric = clients[["annual_income", "balance_401k", "outside_assets", "contribution_rate", "tenure_years"]]
@@ -176,23 +252,24 @@ def clients_summary(clients: pd.DataFrame) -> str:
         f"**{len(clients):,} clients**\n\n{markdown_table(stats, 6)}\n\n**Service tier mix**\n\n{markdown_table(tiers)}"
     )
 
-def activity_summary(days: SimulatedDays) -> str:
-    """Event mix by channel and the outcome base rates of the simulated range."""
-    events, outcomes, hazards, touches = days.events, days.outcomes, days.hazards, days.touches
-    channels = events["channel"].value_counts(normalize=True).rename("share").reset_index()
-    client_days = max(len(hazards), 1)
-    rates = (
-        outcomes.groupby("outcome_type").size().rename("count").reset_index()
-        if len(outcomes)
-        else pd.DataFrame({"outcome_type": [], "count": []})
-    )
+def activity_summary(warehouse: WarehouseResource, staged: dict[str, str]) -> str:
+    """Event mix by channel and the outcome base rates of the simulated range, counted in the warehouse
+    over the staged rows (`staged`: output name -> table), which no process holds at once."""
+    channels = warehouse.query(f"select channel, count(*) as n from {staged['raw_marketing_events']} group by channel")
+    channels = channels.assign(share=channels["n"] / channels["n"].sum()).sort_values("share", ascending=False)
+    client_days = max(int(warehouse.query(f"select count(*) as n from {staged['true_daily_hazards']}")["n"].iloc[0]), 1)
+    rates = warehouse.query(f"select outcome_type, count(*) as count from {staged['raw_outcomes']} "
+                            "group by outcome_type order by outcome_type")
     rates["per 1,000 client-days"] = rates["count"] / client_days * 1000
-    actions = touches.groupby("action")["responded"].agg(["size", "mean"]).reset_index()
-    actions.columns = ["action", "touches", "response rate"]
-    arms = days.interventions["intervention"].value_counts().rename("assignments").reset_index()
+    actions = warehouse.query(f"select action, count(*) as touches, avg(case when responded then 1.0 else 0.0 end) "
+                              f"as response_rate from {staged['raw_campaign_touches']} group by action order by action")
+    actions = actions.rename(columns={"response_rate": "response rate"})
+    arms = warehouse.query(f"select intervention, count(*) as assignments from {staged['raw_interventions']} "
+                           "group by intervention order by assignments desc")
+    n_events, n_outcomes = int(channels["n"].sum()), int(rates["count"].sum())
     return (
-        f"**{len(events):,} events, {len(touches):,} touches, {len(outcomes):,} outcomes over "
-        f"{client_days:,} active client-days**\n\n**Events by channel**\n\n{markdown_table(channels)}\n\n"
+        f"**{n_events:,} events, {int(actions['touches'].sum()):,} touches, {n_outcomes:,} outcomes over "
+        f"{client_days:,} active client-days**\n\n**Events by channel**\n\n{markdown_table(channels[['channel', 'share']])}\n\n"
         f"**Outcome base rates**\n\n{markdown_table(rates)}\n\n**Random actions and responses**\n\n"
         f"{markdown_table(actions)}\n\n**Intervention experiment (randomised arms)**\n\n{markdown_table(arms)}"
     )

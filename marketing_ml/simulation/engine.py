@@ -24,8 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,42 +114,32 @@ class _BlockState:
     contacted: np.ndarray  # (n, interventions) day of the latest contact of each intervention
 
 
-def simulate_days(
-    config: SimulationConfig,
-    first: dt.date,
-    last: dt.date,
-    *,
-    workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> SimulatedDays:
-    """Rows of every raw table for the days first..last (inclusive).
+def simulate_days(config: SimulationConfig, first: dt.date, last: dt.date, *, workers: int | None = None) -> SimulatedDays:
+    """Rows of every raw table for the days first..last (inclusive), all client blocks merged in memory.
 
     Days before `first` (from the burn-in on) are replayed, not materialised, which is what makes a day's
-    rows independent of the range it is built in. Client blocks never interact, so they are simulated in
-    parallel worker processes (`workers`, default one per core) and merged.
-    `progress(blocks_done, blocks_total)` is called as blocks finish.
+    rows independent of the range it is built in. For ranges too large to hold at once (the raw assets'
+    backfills), `simulate_blocks` hands over one block at a time instead.
     """
-    if first < config.start_date:
-        raise ValueError(f"{first} is before the simulation start date {config.start_date}")
-    if last < first:
-        raise ValueError(f"empty range: {first}..{last}")
-    lo_day, hi_day = config.day_index(first), config.day_index(last)
-    blocks = range(config.n_blocks)
-    workers = min(workers or os.cpu_count() or 1, config.n_blocks)
-    results: list[dict[str, dict[str, np.ndarray]]] = []
-    if workers <= 1:
-        for block in blocks:
-            results.append(_simulate_block(config, block, lo_day, hi_day))
-            if progress:
-                progress(len(results), config.n_blocks)
-    else:
-        # spawn, not fork: the caller (a Dagster run) has threads, and forking those is unsafe
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_simulate_block, config, block, lo_day, hi_day) for block in blocks]
-            for done, _ in enumerate(as_completed(futures), start=1):
-                if progress:
-                    progress(done, config.n_blocks)
-            results = [f.result() for f in futures]
+    return _frames([cols for _, cols in _block_results(config, first, last, workers)])
+
+
+def simulate_blocks(
+    config: SimulationConfig, first: dt.date, last: dt.date, *, workers: int | None = None
+) -> Iterator[tuple[int, SimulatedDays]]:
+    """The rows of first..last block by block, `(block, its rows)` in block order: what a caller that
+    streams the rows to storage holds is one block's frames, however many clients the world has.
+
+    Together the blocks hold exactly the rows of `simulate_days` (each block's rows sorted by id, as the
+    merged frames are); every emitted day has every table, so a block without rows of a table has an
+    empty frame of it.
+    """
+    for block, cols in _block_results(config, first, last, workers):
+        yield block, _frames([cols])
+
+
+def _frames(results: list[dict[str, dict[str, np.ndarray]]]) -> SimulatedDays:
+    """The typed frames of blocks' column arrays, merged (in id order but the hazards, as `_merge` says)."""
 
     def frame(table: str, build: Callable[[list[dict[str, np.ndarray]]], pd.DataFrame]) -> pd.DataFrame:
         # hand each table's block arrays over and drop them, so only one table is ever held twice
@@ -160,6 +152,45 @@ def simulate_days(
         hazards=frame("hazards", _hazards_frame),
         interventions=frame("interventions", _interventions_frame),
     )
+
+
+def _block_results(
+    config: SimulationConfig, first: dt.date, last: dt.date, workers: int | None
+) -> Iterator[tuple[int, dict[str, dict[str, np.ndarray]]]]:
+    """Each block's column arrays of first..last, in block order.
+
+    Client blocks never interact, so they are simulated in parallel worker processes (`workers`, default
+    one per core). At most `workers + 1` blocks are submitted and not yet handed over: the finished ones
+    wait in this process until the caller takes them in order, and a slow caller (a warehouse write)
+    must not let the whole range pile up here.
+    """
+    if first < config.start_date:
+        raise ValueError(f"{first} is before the simulation start date {config.start_date}")
+    if last < first:
+        raise ValueError(f"empty range: {first}..{last}")
+    lo_day, hi_day = config.day_index(first), config.day_index(last)
+    workers = min(workers or os.cpu_count() or 1, config.n_blocks)
+    if workers <= 1:
+        for block in range(config.n_blocks):
+            yield block, _simulate_block(config, block, lo_day, hi_day)
+        return
+    # spawn, not fork: the caller (a Dagster run) has threads, and forking those is unsafe
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        blocks = iter(range(config.n_blocks))
+        pending: deque[tuple[int, Future]] = deque(
+            (block, pool.submit(_simulate_block, config, block, lo_day, hi_day))
+            for block in itertools.islice(blocks, workers + 1)
+        )
+        try:
+            while pending:
+                block, future = pending.popleft()
+                cols = future.result()
+                for following in itertools.islice(blocks, 1):
+                    pending.append((following, pool.submit(_simulate_block, config, following, lo_day, hi_day)))
+                yield block, cols
+        finally:  # a caller that stops early (a failed write) waits for the running blocks only
+            for _, future in pending:
+                future.cancel()
 
 
 def _simulate_block(config: SimulationConfig, block: int, lo_day: int, hi_day: int) -> dict[str, dict[str, np.ndarray]]:
