@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketing_ml.decisions import contacts, impact
+from marketing_ml.decisions import impact
 from marketing_ml.decisions.business import (
     CAMPAIGN_ACTIONS,
     BusinessAssumptions,
@@ -23,9 +23,7 @@ from marketing_ml.decisions.business import (
     value_policy,
 )
 from marketing_ml.decisions.contacts import days_since
-from marketing_ml.decisions.reasons import effect_reasons
-from marketing_ml.features.catalog import FEATURE_TABLE
-from marketing_ml.resources.warehouse import DuckDBWarehouse
+from marketing_ml.decisions.reasons import effect_reasons, typical_values
 from marketing_ml.scoring.segments import client_segments
 from marketing_ml.settings import NO_GROUND_TRUTH
 
@@ -221,7 +219,9 @@ def test_kpis_are_ratios_of_the_rows():
 
 def test_reasons_name_the_features_that_raise_the_effect():
     rows = pd.DataFrame({"saver": [0.9, 0.1], "digital": [0.1, 0.9], "tier": pd.Categorical(["gold", "basic"])})
-    typical = {"saver": 0.5, "digital": 0.5, "tier": "basic"}
+    typical = typical_values(pd.DataFrame({"saver": [0.5] * 3, "digital": [0.5] * 3,
+                                           "tier": pd.Categorical(["basic"] * 3, categories=["basic", "gold"])}),
+                             ("saver", "digital"), ("tier",))
 
     def effect(f: pd.DataFrame) -> np.ndarray:  # savers, non-digital and gold clients respond to a call
         return 2 * f["saver"].to_numpy() - f["digital"].to_numpy() + 0.1 * (f["tier"].astype(str) == "gold").to_numpy()
@@ -229,24 +229,6 @@ def test_reasons_name_the_features_that_raise_the_effect():
     why = effect_reasons(effect, rows, typical)
     assert why.iloc[0].tolist() == ["saver", "digital", "tier"]
     assert why.iloc[1].tolist() == ["", "", ""]  # nothing about client 2 makes a call work better than usual
-
-
-def test_reasons_read_the_listed_rows_and_the_days_typical_values_in_sql(tmp_path):
-    """The lists' reasons read only the listed clients' rows, in list order, and the day's median and most
-    frequent category as pandas would compute them from all the day's rows (ties to the first in order)."""
-    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
-    day, other = dt.date(2026, 5, 1), dt.date(2026, 5, 2)
-    rows = pd.DataFrame({"client_id": [1, 2, 3, 4, 5, 6], "as_of_date": [day] * 5 + [other],
-                         "balance": [10.0, 40.0, 20.0, 30.0, None, 1e6], "logins": [1, 2, 2, 9, 4, 0],
-                         "tier": ["gold", "basic", "gold", "basic", None, "plus"]})
-    warehouse.append({FEATURE_TABLE: rows})
-    typical = contacts.typical_values(warehouse, day, ("balance", "logins"), ("tier",))
-    today = rows[rows["as_of_date"] == day]
-    assert typical == {"balance": today["balance"].median(), "logins": today["logins"].median(),
-                       "tier": today["tier"].mode().iloc[0]} == {"balance": 25.0, "logins": 2.0, "tier": "basic"}
-    listed = contacts.listed_features(warehouse, day, [4, 1, 3])
-    assert listed["client_id"].tolist() == [4, 1, 3] and listed["logins"].tolist() == [9, 1, 2]
-    assert contacts.listed_features(warehouse, day, []).empty
 
 
 def test_segments_cover_every_client_once():

@@ -25,6 +25,7 @@ from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
+from marketing_ml.scoring.batch import features_of_day
 from marketing_ml.settings import NO_GROUND_TRUTH
 from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion, uplift_champions
 
@@ -127,7 +128,9 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
                 notes.extend(missing_champions(inputs))
                 for note in notes:
                     context.log.warning(note)
-            lists = lists_of_day(inputs, champions, warehouse, day, a)
+            # one read of the day's feature rows (in the session): a query for a few hundred listed ids
+            # costs as much as the day (measured), and the typical values need the day anyway
+            lists = lists_of_day(inputs, champions, features_of_day(warehouse, day), a)
             for name, rows in lists.items():
                 built[name].append(rows.assign(as_of_date=pd.Timestamp(day)))
             context.log.info(f"{day} ({len(built['advisor_queue'])}/{len(days)}): "
@@ -212,12 +215,13 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
     return [contact_lists, business_impact]
 
 
-def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], warehouse: WarehouseResource,
-                 day: dt.date, a: business.BusinessAssumptions) -> dict[str, pd.DataFrame]:
+def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], features: pd.DataFrame,
+                 a: business.BusinessAssumptions) -> dict[str, pd.DataFrame]:
     """The day's three lists under the platform's policy, with reasons for the two call lists (from the
-    listed clients' feature rows and the day's typical values, both read in SQL)."""
+    day's feature rows: the listed clients' and the typical values of all)."""
     plan = business.plan_day(inputs.pool, inputs.platform, a)
     lists = business.list_frames(inputs.pool, inputs.platform, plan, a)
+    features = features.set_index("client_id")
     for use_case in ("advisor_queue", "retention_list"):
         rows = lists[use_case]
         intervention = business.LIST_INTERVENTION[use_case]
@@ -228,9 +232,9 @@ def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], wareho
             outcome = PRIMARY_OUTCOME[intervention]
             sign = 1.0 if outcome == "conversion" else -1.0  # a fall in churn is the benefit
             model = champion.models[outcome]
-            listed = contacts.listed_features(warehouse, day, rows["client_id"].tolist()).set_index(rows.index)
+            listed = features.loc[rows["client_id"]].reset_index().set_index(rows.index)
             why = reasons.effect_reasons(lambda f: sign * champion.effect(f, outcome).to_numpy(), listed,
-                                         contacts.typical_values(warehouse, day, model.spec.numeric, model.spec.categorical))
+                                         reasons.typical_values(features, model.spec.numeric, model.spec.categorical))
         lists[use_case] = pd.concat([rows, why], axis=1).assign(ranked_by=inputs.ranked_by(use_case))
     lists["advisor_queue"]["expected_conversion_uplift"] = lists["advisor_queue"][EFFECT_COLUMNS["advisor_queue"]]
     lists["retention_list"]["expected_churn_reduction"] = -lists["retention_list"][EFFECT_COLUMNS["retention_list"]]

@@ -35,34 +35,6 @@ def pool_of_days(warehouse: WarehouseResource, first: dt.date, last: dt.date) ->
     )
 
 
-def listed_features(warehouse: WarehouseResource, day: dt.date, client_ids: list) -> pd.DataFrame:
-    """The day's feature rows of the listed clients only (a few hundred), in the order of `client_ids`."""
-    if not client_ids:
-        return warehouse.query(f"select * from {FEATURE_TABLE} where false")
-    marks = ", ".join("?" * len(client_ids))
-    rows = warehouse.query(f"select * from {FEATURE_TABLE} where as_of_date = ? and client_id in ({marks})",
-                           [day, *client_ids])
-    return rows.set_index("client_id").loc[client_ids].reset_index()
-
-
-def typical_values(warehouse: WarehouseResource, day: dt.date, numeric: tuple[str, ...],
-                   categorical: tuple[str, ...]) -> dict[str, object]:
-    """What a reason compares a feature with (`reasons.effect_reasons`): its median over the day's clients, or
-    its most frequent category (ties to the first in sort order), computed in the warehouse rather than by
-    reading the day's rows."""
-    typical: dict[str, object] = {}
-    if numeric:
-        medians = warehouse.query(
-            f"select {', '.join(f'median(cast({c} as double)) as {c}' for c in numeric)} "
-            f"from {FEATURE_TABLE} where as_of_date = ?", [day])
-        typical |= {c: medians[c].iloc[0] for c in numeric}
-    for c in categorical:
-        mode = warehouse.query(f"select {c} from {FEATURE_TABLE} where as_of_date = ? and {c} is not null "
-                               f"group by {c} order by count(*) desc, {c} limit 1", [day])
-        typical[c] = mode[c].iloc[0] if len(mode) else None
-    return typical
-
-
 def _latest(warehouse: WarehouseResource, sources: Iterable[tuple[str, str, str]], since: dt.date,
             before: dt.date) -> pd.Series:
     parts = [f"select client_id, {date} as contact_date from {table} where {date} >= ? and {date} < ?{extra}"

@@ -3,7 +3,7 @@
 An uplift model's effect is a difference of two models (T-learner) or a blend of effect regressions
 (X-learner), so no family's exact additive attribution applies to it. The reason is therefore measured
 on the effect itself, one feature at a time: the predicted effect for the client minus the effect with
-that feature set to the day's typical value (median; most frequent category: `contacts.typical_values`). A positive difference means
+that feature set to the day's typical value (median; most frequent category). A positive difference means
 the client's value of the feature makes a call more effective than usual. It is not additive (features
 interact), which is why only the top three are named, and it costs one prediction of the listed clients
 per feature, stacked into a single call.
@@ -17,6 +17,13 @@ import numpy as np
 import pandas as pd
 
 REASONS = 3
+
+
+def typical_values(frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> dict[str, object]:
+    """The reference each feature is replaced by: the day's median, or its most frequent category."""
+    typical: dict[str, object] = {c: frame[c].median() for c in numeric}
+    typical |= {c: frame[c].mode(dropna=True).iloc[0] if frame[c].notna().any() else None for c in categorical}
+    return typical
 
 
 def effect_reasons(effect: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFrame, typical: dict[str, object],
