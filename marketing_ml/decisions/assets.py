@@ -55,14 +55,11 @@ class BusinessConfig(dg.Config):
         return business.BusinessAssumptions(**self.model_dump())
 
 
-def by_day(frame: pd.DataFrame) -> dict[pd.Timestamp, pd.DataFrame]:
-    """`frame`'s rows split by `as_of_date` once, so a day-by-day loop does not rescan the whole range each day."""
-    return {pd.Timestamp(d): rows for d, rows in frame.groupby(pd.to_datetime(frame["as_of_date"]), sort=False)}
-
-
-def on_day(days: dict[pd.Timestamp, pd.DataFrame], like: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """The rows of `day` from `by_day`'s split (none: an empty frame with `like`'s columns)."""
-    return days.get(pd.Timestamp(day), like.iloc[:0])
+def by_day(frame: pd.DataFrame) -> Callable[[dt.date], pd.DataFrame]:
+    """The rows of a day of `frame` (none: an empty frame with its columns), split by `as_of_date` once, so a
+    day-by-day loop does not rescan the whole range each day."""
+    days = {pd.Timestamp(d): rows for d, rows in frame.groupby(pd.to_datetime(frame["as_of_date"]), sort=False)}
+    return lambda day: days.get(pd.Timestamp(day), frame.iloc[:0])
 
 
 def decide_days(warehouse: WarehouseResource, days: list[dt.date], predictions: pd.DataFrame, uplift: pd.DataFrame,
@@ -73,14 +70,12 @@ def decide_days(warehouse: WarehouseResource, days: list[dt.date], predictions: 
     time decide the same. The day-by-day reads share one warehouse session."""
     with warehouse.session():
         clients = contacts.pool_of_days(warehouse, days[0], days[-1])
-        split = {name: by_day(frame) for name, frame in (("clients", clients), ("predictions", predictions),
-                                                          ("uplift", uplift))}
+        clients_of, predictions_of, uplift_of = by_day(clients), by_day(predictions), by_day(uplift)
         called: dict = {}
         campaigned: dict = {}
         for day in days:
             calls, campaigns = contacts.logged_contacts(warehouse, a, day, days[0])
-            inputs = day_inputs(on_day(split["clients"], clients, day).drop(columns=["as_of_date"]),
-                                on_day(split["predictions"], predictions, day), on_day(split["uplift"], uplift, day),
+            inputs = day_inputs(clients_of(day).drop(columns=["as_of_date"]), predictions_of(day), uplift_of(day),
                                 contacts.days_since(calls, called, day), contacts.days_since(campaigns, campaigned, day), a)
             for name, rows in decide(day, inputs).items():
                 target = campaigned if name == "campaign_targets" else called
@@ -175,9 +170,9 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
         days = partition_days(context)
         horizons = champion_horizons(mlflow.tracking_uri)
         truth = truth_of_days(warehouse, days[0], days[-1]) if ground_truth else None
-        listed = {name: (by_day(frame), frame) for name, frame in
-                  (("advisor_queue", advisor_queue), ("retention_list", retention_list), ("campaign_targets", campaign_targets))}
-        truth_by_day = by_day(truth) if truth is not None else None
+        listed = {"advisor_queue": by_day(advisor_queue), "retention_list": by_day(retention_list),
+                  "campaign_targets": by_day(campaign_targets)}
+        truth_of = by_day(truth) if truth is not None else None
         tables = []
         notes: list[str] = []
 
@@ -186,8 +181,8 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
                 notes.extend(impact.unjudged_lists(inputs.uplift_lists))
                 for note in notes:
                     context.log.warning(note)
-            lists = {name: on_day(split, frame, day) for name, (split, frame) in listed.items()}
-            gains = day_gains(inputs, on_day(truth_by_day, truth, day) if truth is not None else None, horizons)
+            lists = {name: rows_of(day) for name, rows_of in listed.items()}
+            gains = day_gains(inputs, truth_of(day) if truth_of is not None else None, horizons)
             tables.append(impact_of_lists(inputs, lists, gains, a).assign(as_of_date=pd.Timestamp(day)))
             context.log.info(f"{day} ({len(tables)}/{len(days)}): impact of {sum(map(len, lists.values())):,} contacts")
             return lists

@@ -23,7 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 
 from marketing_ml.metadata import markdown_table
 from marketing_ml.registry.predictor import PREDICTOR_ARTIFACT, PYFUNC_ENTRY, Predictor
@@ -111,11 +111,7 @@ def log_trained_model(
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "predictor.joblib"
                 joblib.dump(predictor, path)
-                with warnings.catch_warnings():
-                    # MLflow warns that integer columns cannot hold missing values; feature counts are
-                    # never NULL (the features' contract), so the integer schema is exact, not a risk
-                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                    signature = infer_signature(example, predictor.predict_frame(example))
+                signature = feature_signature(example, predictor.predict_frame(example))
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(PYFUNC_ENTRY),
@@ -126,6 +122,15 @@ def log_trained_model(
                     tags=run_tags,
                 )
     return LoggedModel(run.info.run_id, info.model_uri, experiment_id)
+
+
+def feature_signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The signature of a model over feature rows, inferred from an example and its output."""
+    with warnings.catch_warnings():
+        # MLflow warns that integer columns cannot hold missing values; feature counts are never NULL
+        # (the features' contract), so the integer schema is exact, not a risk
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        return infer_signature(example, output)
 
 
 def _param(value: object) -> str:

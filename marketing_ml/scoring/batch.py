@@ -85,12 +85,12 @@ def explain_clients(features: pd.DataFrame, champions: Mapping[str, LoadedModel]
         out = chunk[["client_id", "as_of_date"]].reset_index(drop=True)
         converted = chunk["is_converted"].to_numpy(dtype=bool)
         for task in OUTCOME_TASKS:
-            scored = np.flatnonzero(~converted) if task == "conversion" else np.arange(len(chunk))
-            attribution = attribute(champions[task].predictor.model, chunk.iloc[scored])
-            reasons = top_reasons(attribution, k).set_index(scored).reindex(range(len(chunk)))
+            scored = ~converted if task == "conversion" else np.ones(len(chunk), dtype=bool)
+            attribution = attribute(champions[task].predictor.model, chunk[scored])
+            reasons = top_reasons(attribution, k).set_index(np.flatnonzero(scored)).reindex(range(len(chunk)))
             for column in reasons.columns:
                 reasons[column] = reasons[column].fillna(0.0 if column.endswith("_contribution") else "")
             out = pd.concat([out, reasons.add_prefix(f"{task}_")], axis=1)
-            out[f"{task}_explanation_method"] = np.where(np.isin(np.arange(len(chunk)), scored), attribution.method, "")
+            out[f"{task}_explanation_method"] = np.where(scored, attribution.method, "")
         parts.append(out)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -15,17 +15,15 @@ import importlib.metadata
 import math
 import pickle
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-from mlflow.models import infer_signature
 import pandas as pd
 
 from marketing_ml.metadata import markdown_table
-from marketing_ml.registry.store import CHAMPION, alias_version, code_version, register
+from marketing_ml.registry.store import CHAMPION, alias_version, code_version, feature_signature, register
 from marketing_ml.resources.mlflow_tracking import MLflowResource, tracking
 from marketing_ml.uplift.learners import UpliftModel
 
@@ -76,10 +74,7 @@ def log_uplift_models(resource: MLflowResource, learner: str, models: Mapping[st
                 path = Path(tmp) / MODEL_ARTIFACT
                 path.write_bytes(pickle.dumps(dict(models)))
                 packages = ["mlflow", "numpy", "pandas", "scikit-learn", "xgboost"]
-                with warnings.catch_warnings():
-                    # integer feature counts are never NULL (the features' contract): the integer schema is exact
-                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                    signature = infer_signature(example, effects_frame(models, example))
+                signature = feature_signature(example, effects_frame(models, example))
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=str(PYFUNC_ENTRY), artifacts={"models": str(path)},
                     signature=signature, input_example=example,
