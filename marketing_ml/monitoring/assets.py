@@ -16,13 +16,7 @@ import pandas as pd
 from marketing_ml.features.catalog import FEATURE_MODEL
 from marketing_ml.metadata import markdown_table
 from marketing_ml.monitoring.alerts import AUC_RATIO, FEATURE_PSI, SCORE_PSI, Severity, alert_table
-from marketing_ml.monitoring.drift import (
-    column_drift,
-    drift_frame,
-    feature_drift_of_day,
-    psi_plot,
-    reference_rows,
-)
+from marketing_ml.monitoring.drift import DriftReference, drift_frame, feature_drift_of_day, psi_plot, reference_rows
 from marketing_ml.monitoring.performance import performance_frame, realized_performance_of_day, trained_auc
 from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
@@ -52,11 +46,11 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
     )
     def feature_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
         columns = list(load_champion("conversion", mlflow.tracking_uri).predictor.feature_columns)
-        reference = reference_rows(warehouse)
+        reference = DriftReference(reference_rows(warehouse), columns)
         days, run_days = [], partition_days(context)
         with warehouse.session():
             for day in run_days:
-                days.append(feature_drift_of_day(warehouse, reference, day, columns))
+                days.append(feature_drift_of_day(warehouse, reference, day))
                 context.log.info(f"{day} ({len(days)}/{len(run_days)}): drift of {len(columns)} features")
         drift = pd.concat(days, ignore_index=True)
         drift["severity"] = [int(FEATURE_PSI.severity(v)) for v in drift["psi"]]
@@ -91,8 +85,9 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
         baseline = pd.DataFrame(
             {f"p_{task}": load_champion(task, mlflow.tracking_uri).predictor.predict_proba(reference) for task in OUTCOME_TASKS}
         )
+        baseline = DriftReference(baseline, list(baseline.columns))
         frames = [
-            drift_frame(column_drift(baseline, scores, list(baseline.columns))).rename(columns={"feature": "score"}).assign(as_of_date=day)
+            drift_frame(baseline.compare(scores)).rename(columns={"feature": "score"}).assign(as_of_date=day)
             for day, scores in daily_predictions.groupby("as_of_date")
         ]
         drift = pd.concat(frames, ignore_index=True)

@@ -43,53 +43,95 @@ def _psi(reference_share: np.ndarray, current_share: np.ndarray) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+@dataclass(frozen=True)
+class NumericReference:
+    """What PSI and KS need of a numeric reference column, computed once: a monitoring run compares every
+    day of its range to the same reference, so sorting and binning it per day would repeat the work."""
+
+    values: np.ndarray  # sorted, no NaN
+    edges: np.ndarray  # inner quantile-bin edges (ties collapsed, so discrete counts still work)
+    shares: np.ndarray  # share of the reference in each bin
+
+    @classmethod
+    def of(cls, values: np.ndarray, bins: int = PSI_BINS) -> NumericReference:
+        values = np.sort(values[~np.isnan(values)])
+        if len(values) == 0:
+            return cls(values, np.empty(0), np.empty(0))
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+        return cls(values, edges, counts / counts.sum())
+
+    def psi(self, current: np.ndarray) -> float:
+        """PSI of `current` (sorted or not, NaN allowed) over the reference's quantile bins."""
+        current = current[~np.isnan(current)]
+        if len(self.values) == 0 or len(current) == 0:
+            return float("nan")
+        counts = np.bincount(np.searchsorted(self.edges, current, side="right"), minlength=len(self.edges) + 1)
+        return _psi(self.shares, counts / counts.sum())
+
+    def ks(self, current: np.ndarray) -> float:
+        """Largest gap between the two empirical CDFs (vectorised; no scipy call per column)."""
+        current = np.sort(current[~np.isnan(current)])
+        if len(self.values) == 0 or len(current) == 0:
+            return float("nan")
+        grid = np.concatenate([self.values, current])
+        ref_cdf = np.searchsorted(self.values, grid, side="right") / len(self.values)
+        cur_cdf = np.searchsorted(current, grid, side="right") / len(current)
+        return float(np.max(np.abs(ref_cdf - cur_cdf)))
+
+
 def numeric_psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
     """PSI over the reference's quantile bins (ties collapse bins, so discrete counts still work)."""
-    reference = reference[~np.isnan(reference)]
-    current = current[~np.isnan(current)]
-    if len(reference) == 0 or len(current) == 0:
-        return float("nan")
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref_counts = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
-    cur_counts = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
-    return _psi(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
+    return NumericReference.of(reference, bins).psi(current)
+
+
+def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
+    return NumericReference.of(reference).ks(current)
 
 
 def categorical_psi(reference: pd.Series, current: pd.Series) -> float:
-    categories = sorted(set(reference.dropna().unique()) | set(current.dropna().unique()))
-    ref = reference.value_counts(normalize=True).reindex(categories, fill_value=0).to_numpy()
+    return _categorical_psi(reference.value_counts(normalize=True), current)
+
+
+def _categorical_psi(reference_shares: pd.Series, current: pd.Series) -> float:
+    categories = sorted(set(reference_shares.index) | set(current.dropna().unique()))
+    ref = reference_shares.reindex(categories, fill_value=0).to_numpy()
     cur = current.value_counts(normalize=True).reindex(categories, fill_value=0).to_numpy()
     return _psi(ref, cur)
 
 
-def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
-    """Largest gap between the two empirical CDFs (vectorised; no scipy call per column)."""
-    reference = np.sort(reference[~np.isnan(reference)])
-    current = np.sort(current[~np.isnan(current)])
-    if len(reference) == 0 or len(current) == 0:
-        return float("nan")
-    grid = np.concatenate([reference, current])
-    ref_cdf = np.searchsorted(reference, grid, side="right") / len(reference)
-    cur_cdf = np.searchsorted(current, grid, side="right") / len(current)
-    return float(np.max(np.abs(ref_cdf - cur_cdf)))
+def _is_numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def _as_float(column: pd.Series) -> np.ndarray:
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
+class DriftReference:
+    """The reference side of drift for a set of columns, computed once and compared to any number of days."""
+
+    def __init__(self, reference: pd.DataFrame, columns: list[str]):
+        self.columns = list(columns)
+        self.numeric = {c: NumericReference.of(_as_float(reference[c])) for c in self.columns if _is_numeric(reference[c])}
+        self.means = {c: float(np.mean(r.values)) if len(r.values) else float("nan") for c, r in self.numeric.items()}
+        self.categorical = {c: reference[c].value_counts(normalize=True) for c in self.columns if c not in self.numeric}
+
+    def compare(self, current: pd.DataFrame) -> list[ColumnDrift]:
+        out = []
+        for column in self.columns:
+            if column in self.numeric:
+                ref, values = self.numeric[column], _as_float(current[column])
+                out.append(ColumnDrift(column, "numeric", ref.psi(values), ref.ks(values), self.means[column],
+                                       float(np.nanmean(values))))
+            else:
+                out.append(ColumnDrift(column, "categorical", _categorical_psi(self.categorical[column], current[column]),
+                                       None, None, None))
+        return out
 
 
 def column_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> list[ColumnDrift]:
-    out = []
-    for column in columns:
-        ref, cur = reference[column], current[column]
-        if pd.api.types.is_numeric_dtype(ref) or pd.api.types.is_bool_dtype(ref):
-            ref_values = ref.to_numpy(dtype=float, na_value=np.nan)
-            cur_values = cur.to_numpy(dtype=float, na_value=np.nan)
-            out.append(
-                ColumnDrift(
-                    column, "numeric", numeric_psi(ref_values, cur_values), ks_statistic(ref_values, cur_values),
-                    float(np.nanmean(ref_values)), float(np.nanmean(cur_values)),
-                )
-            )
-        else:
-            out.append(ColumnDrift(column, "categorical", categorical_psi(ref, cur), None, None, None))
-    return out
+    return DriftReference(reference, columns).compare(current)
 
 
 def drift_frame(drifts: list[ColumnDrift]) -> pd.DataFrame:
@@ -104,13 +146,13 @@ def reference_rows(warehouse: WarehouseResource) -> pd.DataFrame:
     )
 
 
-def feature_drift_of_day(warehouse: WarehouseResource, reference: pd.DataFrame, day: dt.date, columns: list[str]) -> pd.DataFrame:
-    """Drift of every model input on one day's feature rows (a deterministic sample) against `reference`."""
+def feature_drift_of_day(warehouse: WarehouseResource, reference: DriftReference, day: dt.date) -> pd.DataFrame:
+    """Drift of every column of `reference` on one day's feature rows (a deterministic sample)."""
     current = warehouse.query(
-        f"select {', '.join(columns)} from {FEATURE_TABLE} where as_of_date = ? "
+        f"select {', '.join(reference.columns)} from {FEATURE_TABLE} where as_of_date = ? "
         f"order by hash(client_id) limit {REFERENCE_ROWS}", [day]
     )
-    return drift_frame(column_drift(reference, current, columns)).assign(as_of_date=day)
+    return drift_frame(reference.compare(current)).assign(as_of_date=day)
 
 
 def psi_plot(worst: pd.DataFrame) -> str:
