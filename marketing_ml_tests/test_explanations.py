@@ -51,8 +51,8 @@ def test_top_reasons_are_the_largest_positive_contributions():
 
     attribution = Attribution(
         features=("a", "b", "c", "d"),
-        contributions=np.array([[0.5, -1.0, 0.2, 0.9], [-0.1, -0.2, -0.3, 0.05]]),
-        base=np.zeros(2),
+        contributions=np.array([[0.5, -1.0, 0.2, 0.9], [-0.1, -0.2, -0.3, 0.05], [0.4, 0.7, 0.4, 0.4]]),
+        base=np.zeros(3),
         score_kind="log-odds",
         method="test",
     )
@@ -60,3 +60,4 @@ def test_top_reasons_are_the_largest_positive_contributions():
     assert reasons.iloc[0][["reason_1", "reason_2", "reason_3"]].tolist() == ["d", "a", "c"]
     assert reasons.iloc[1][["reason_1", "reason_2", "reason_3"]].tolist() == ["d", "", ""]
     assert reasons.iloc[1]["reason_2_contribution"] == 0.0
+    assert reasons.iloc[2][["reason_1", "reason_2", "reason_3"]].tolist() == ["b", "a", "c"]  # ties: first feature first

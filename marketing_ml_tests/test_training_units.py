@@ -207,6 +207,9 @@ def test_encoder_one_hots_with_a_fixed_vocabulary_imputes_and_log_scales():
     assert out.dtype == np.float32
     # missing count -> training median (3) -> log1p; shares and signed columns untouched; unseen tier -> zeros
     assert out[0].tolist() == pytest.approx([np.log1p(3.0), 0.3, -1.0, 0.0, 0.0, 0.0])
+    # a missing category encodes as zeros too; known ones (as strings, whatever their type) as their level
+    rows = pd.DataFrame({"count": [1, 1, 1], "share": [0.3] * 3, "signed": [0] * 3, "tier": [None, "premier", "plus"]})
+    assert encoder.transform(rows)[:, 3:].tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0]]
     with pytest.raises(KeyError, match="share"):
         encoder.transform(row.drop(columns="share"))
 

@@ -1,7 +1,8 @@
 {#- The select of the feature vectors for the run's window of as-of dates: the body of
     client_features_daily, shared with client_features_online (streaming rescoring), so the two can never
-    compute a feature differently. See client_features_daily.sql for the point-in-time rules. -#}
-{% macro feature_vectors() %}
+    compute a feature differently. See client_features_daily.sql for the point-in-time rules.
+    `order_by` sorts the rows (client_features_daily: by as_of_date, see there). -#}
+{% macro feature_vectors(order_by=none) %}
 {%- set windows = var('engagement_windows') %}
 {%- set lookback = windows | max %}
 {%- set touch_lookback = var('touch_lookback_days') %}
@@ -145,4 +146,7 @@ select
         else 'growing'
     end as lifecycle_segment
 from vectors
+{%- if order_by %}
+order by {{ order_by }}
+{%- endif %}
 {% endmacro %}

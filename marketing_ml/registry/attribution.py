@@ -102,8 +102,18 @@ def top_reasons(attribution: Attribution, k: int = 3) -> pd.DataFrame:
 
 
 def largest_contributions(attribution: Attribution, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the indices (into `features`) and values of the `k` largest contributions, largest first."""
-    order = np.argsort(-attribution.contributions, axis=1, kind="stable")[:, :k]
+    """Per row, the indices (into `features`) and values of the `k` largest contributions, largest first,
+    ties to the first feature (as a stable sort would order them).
+
+    `k` passes of argmax (which returns the first maximum), each masking the one found: a full sort of
+    ~90 contributions per row to keep 3 was a third of the batch explanation time."""
+    remaining = attribution.contributions.copy()
+    rows = np.arange(len(remaining))
+    k = min(k, remaining.shape[1])
+    order = np.empty((len(remaining), k), dtype=np.intp)
+    for i in range(k):
+        order[:, i] = remaining.argmax(axis=1)
+        remaining[rows, order[:, i]] = -np.inf
     return order, np.take_along_axis(attribution.contributions, order, axis=1)
 
 

@@ -69,15 +69,17 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
             values[:, self.log_columns_] = np.log1p(np.maximum(values[:, self.log_columns_], 0.0))
         # one float32 matrix filled in place: stacking the float and one-hot blocks would promote and copy
         # them all, which was most of the encoding time (every model encodes every row it scores)
-        out = np.zeros((len(X), len(self.feature_names_out_)), dtype=np.float32)
+        width = len(self.feature_names_out_)
+        out = np.zeros((len(X), width), dtype=np.float32)
         out[:, : values.shape[1]] = values
-        start, rows = values.shape[1], np.arange(len(X))
+        start, row_starts = values.shape[1], np.arange(len(X)) * width
         for column, categories in zip(self.categorical, self.categories_):
-            # a column holds a handful of distinct values: look those up, not every row's string
-            row_codes, values_seen = pd.factorize(X[column].astype(str))
-            codes = pd.Index(categories).get_indexer(values_seen)[row_codes]
-            known = codes >= 0  # unseen categories stay all zeros
-            out[rows[known], start + codes[known]] = 1.0
+            # a column holds a handful of distinct values: look those up as strings, not every row's value
+            # (missing values factorize to -1 and, like unseen categories, stay all zeros)
+            row_codes, values_seen = pd.factorize(X[column])
+            codes = np.append(pd.Index(categories).get_indexer(values_seen.astype(str)), -1)[row_codes]
+            known = codes >= 0
+            out.reshape(-1)[row_starts[known] + start + codes[known]] = 1.0
             start += len(categories)
         return out
 
