@@ -1,8 +1,7 @@
 {#- The select of the feature vectors for the run's window of as-of dates: the body of
     client_features_daily, shared with client_features_online (streaming rescoring), so the two can never
-    compute a feature differently. See client_features_daily.sql for the point-in-time rules.
-    `order_by` sorts the rows (client_features_daily: by as_of_date, see there). -#}
-{% macro feature_vectors(order_by=none) %}
+    compute a feature differently. See client_features_daily.sql for the point-in-time rules. -#}
+{% macro feature_vectors() %}
 {%- set windows = var('engagement_windows') %}
 {%- set lookback = windows | max %}
 {%- set touch_lookback = var('touch_lookback_days') %}
@@ -146,7 +145,4 @@ select
         else 'growing'
     end as lifecycle_segment
 from vectors
-{%- if order_by %}
-order by {{ order_by }}
-{%- endif %}
 {% endmacro %}
