@@ -176,3 +176,15 @@ def test_a_run_tests_the_raw_rows_of_its_own_days_and_stops_on_a_bad_one(feature
     assert not result.success
     failed = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
     assert failed == {"feature_staging"}, failed
+
+
+def test_dbt_builds_get_half_the_machine_memory_unless_the_user_sets_a_limit(monkeypatch, tmp_path):
+    from marketing_ml.resources.dbt import ENV_DUCKDB_MEMORY_LIMIT, dbt_profile_env, duckdb_memory_limit
+
+    assert duckdb_memory_limit(64 * 2**30) == "32GB"
+    assert duckdb_memory_limit(8 * 2**30) == "6GB"  # the floor: the default world's backfill peaks near 6 GB
+    monkeypatch.delenv(ENV_DUCKDB_MEMORY_LIMIT, raising=False)
+    assert dbt_profile_env("duckdb", tmp_path / "w.duckdb")[ENV_DUCKDB_MEMORY_LIMIT] == duckdb_memory_limit()
+    monkeypatch.setenv(ENV_DUCKDB_MEMORY_LIMIT, "3GB")  # the user's choice reaches dbt from the environment
+    assert ENV_DUCKDB_MEMORY_LIMIT not in dbt_profile_env("duckdb", tmp_path / "w.duckdb")
+    assert dbt_profile_env("snowflake", tmp_path / "w.duckdb") == {}

@@ -19,6 +19,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource
 from pydantic import Field
 
 ENV_DUCKDB_PATH = "MARKETING_ML_DUCKDB_PATH"
+ENV_DUCKDB_MEMORY_LIMIT = "MARKETING_ML_DUCKDB_MEMORY_LIMIT"
 
 
 @contextmanager
@@ -60,9 +61,25 @@ class WarehouseDbtCliResource(DbtCliResource):
 
 
 def dbt_profile_env(warehouse: str, duckdb_path: Path) -> dict[str, str]:
-    """What the profile's target needs from this process: the DuckDB file of the data directory. The
-    Snowflake target reads its credentials from the environment the user sets."""
-    return {ENV_DUCKDB_PATH: str(duckdb_path)} if warehouse == "duckdb" else {}
+    """What the profile's target needs from this process: the DuckDB file of the data directory, and the
+    memory DuckDB may use for a build unless the user set it. The Snowflake target reads its credentials
+    from the environment the user sets."""
+    if warehouse != "duckdb":
+        return {}
+    env = {ENV_DUCKDB_PATH: str(duckdb_path)}
+    if ENV_DUCKDB_MEMORY_LIMIT not in os.environ:
+        env[ENV_DUCKDB_MEMORY_LIMIT] = duckdb_memory_limit()
+    return env
+
+
+def duckdb_memory_limit(machine_bytes: int | None = None) -> str:
+    """Half the machine's memory, at least 6 GB. The year-long features backfill at the default scale
+    peaks near 6 GB, and DuckDB cannot spill everything: with several join hash tables spilling in one
+    pipeline it fails with "failed to pin block" instead (a fixed 6 GB limit failed 1 of 4 backfills at
+    50,000 clients). Half leaves the rest of the machine to the Python process and the OS."""
+    if machine_bytes is None:
+        machine_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(6, machine_bytes // 2**31)}GB"
 
 
 def dbt_executable() -> str:
