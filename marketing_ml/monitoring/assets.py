@@ -109,9 +109,13 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
         with warehouse.session():
             rows = [realized_performance_of_day(warehouse, day, task, at_training[name], ground_truth=ground_truth)
                     for day in partition_days(context) for name, task in OUTCOME_TASKS.items()]
-        for row in rows:
-            if not row["rows"]:  # "nothing matured yet" is a monitoring fact, not a missing table
-                context.log.info(f"{row['as_of_date']} {row['task']}: no predictions from {row['prediction_date']} to evaluate yet")
+        # "nothing matured yet" is a monitoring fact, not a missing table: one line per task, not per day
+        for name in OUTCOME_TASKS:
+            unmatured = [row for row in rows if row["task"] == name and not row["rows"]]
+            if unmatured:
+                context.log.info(f"{name}: no predictions to evaluate yet on {len(unmatured)} of the run's days "
+                                 f"({unmatured[0]['as_of_date']}..{unmatured[-1]['as_of_date']}: predictions made "
+                                 f"{unmatured[0]['prediction_date']}..{unmatured[-1]['prediction_date']} have not matured)")
         performance = performance_frame(rows, ground_truth=ground_truth)
         decayed = performance[[AUC_RATIO.severity(v) >= Severity.CRITICAL for v in performance["auc_ratio"]]]
         yield dg.Output(

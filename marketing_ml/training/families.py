@@ -78,7 +78,9 @@ def _fit_random_forest(params, spec, train, validation, options) -> BinaryModel:
     params = dict(params)
     # leaves scale with the training rows: on the default world's 300,000 rows, leaves of 600 (0.2%) instead
     # of 50 raised test AUC (churn 0.609 -> 0.628, conversion 0.703 -> 0.716) and fitted in about 70% of the
-    # time (shallower trees); the floor keeps the trees of the tests' small worlds as deep as before
+    # time (shallower trees); the floor keeps the trees of the tests' small worlds as deep as before. 70 trees
+    # instead of 100 cost at most 0.002 of that AUC (churn 0.6283 -> 0.6266, conversion 0.7156 -> 0.7150)
+    # for 27% less fitting CPU
     leaf_share = params.pop("min_leaf_share")
     params["min_samples_leaf"] = max(params["min_samples_leaf"], math.ceil(leaf_share * len(train)))
     pipeline = Pipeline(
@@ -160,7 +162,7 @@ FAMILIES: dict[str, Family] = {
             "sklearn",
             "Random forest (each tree on a 30% bootstrap, leaves of at least 0.2% of the training rows and "
             "at least 50), Platt-scaled on the validation slice.",
-            {"n_estimators": 100, "min_samples_leaf": 50, "min_leaf_share": 0.002, "max_features": "sqrt",
+            {"n_estimators": 70, "min_samples_leaf": 50, "min_leaf_share": 0.002, "max_features": "sqrt",
              "max_samples": 0.3},
             _fit_random_forest,
         ),
