@@ -51,15 +51,16 @@ class NumericReference:
     values: np.ndarray  # sorted, no NaN
     edges: np.ndarray  # inner quantile-bin edges (ties collapsed, so discrete counts still work)
     shares: np.ndarray  # share of the reference in each bin
+    mean: float
 
     @classmethod
     def of(cls, values: np.ndarray, bins: int = PSI_BINS) -> NumericReference:
         values = np.sort(values[~np.isnan(values)])
         if len(values) == 0:
-            return cls(values, np.empty(0), np.empty(0))
+            return cls(values, np.empty(0), np.empty(0), float("nan"))
         edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
         counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        return cls(values, edges, counts / counts.sum())
+        return cls(values, edges, counts / counts.sum(), float(values.mean()))
 
     def psi(self, current: np.ndarray) -> float:
         """PSI of `current` (sorted or not, NaN allowed) over the reference's quantile bins."""
@@ -80,20 +81,8 @@ class NumericReference:
         return float(np.max(np.abs(ref_cdf - cur_cdf)))
 
 
-def numeric_psi(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
-    """PSI over the reference's quantile bins (ties collapse bins, so discrete counts still work)."""
-    return NumericReference.of(reference, bins).psi(current)
-
-
-def ks_statistic(reference: np.ndarray, current: np.ndarray) -> float:
-    return NumericReference.of(reference).ks(current)
-
-
-def categorical_psi(reference: pd.Series, current: pd.Series) -> float:
-    return _categorical_psi(reference.value_counts(normalize=True), current)
-
-
-def _categorical_psi(reference_shares: pd.Series, current: pd.Series) -> float:
+def categorical_psi(reference_shares: pd.Series, current: pd.Series) -> float:
+    """PSI of `current`'s category shares against the reference's (`value_counts(normalize=True)`)."""
     categories = sorted(set(reference_shares.index) | set(current.dropna().unique()))
     ref = reference_shares.reindex(categories, fill_value=0).to_numpy()
     cur = current.value_counts(normalize=True).reindex(categories, fill_value=0).to_numpy()
@@ -114,7 +103,6 @@ class DriftReference:
     def __init__(self, reference: pd.DataFrame, columns: list[str]):
         self.columns = list(columns)
         self.numeric = {c: NumericReference.of(_as_float(reference[c])) for c in self.columns if _is_numeric(reference[c])}
-        self.means = {c: float(np.mean(r.values)) if len(r.values) else float("nan") for c, r in self.numeric.items()}
         self.categorical = {c: reference[c].value_counts(normalize=True) for c in self.columns if c not in self.numeric}
 
     def compare(self, current: pd.DataFrame) -> list[ColumnDrift]:
@@ -122,10 +110,10 @@ class DriftReference:
         for column in self.columns:
             if column in self.numeric:
                 ref, values = self.numeric[column], _as_float(current[column])
-                out.append(ColumnDrift(column, "numeric", ref.psi(values), ref.ks(values), self.means[column],
+                out.append(ColumnDrift(column, "numeric", ref.psi(values), ref.ks(values), ref.mean,
                                        float(np.nanmean(values))))
             else:
-                out.append(ColumnDrift(column, "categorical", _categorical_psi(self.categorical[column], current[column]),
+                out.append(ColumnDrift(column, "categorical", categorical_psi(self.categorical[column], current[column]),
                                        None, None, None))
         return out
 
