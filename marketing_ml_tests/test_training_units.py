@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from marketing_ml.features.catalog import ModelInputs
-from marketing_ml.registry.encoding import FrameEncoder
+from marketing_ml.registry.encoding import EncodedRows, FrameEncoder
 from marketing_ml.registry.evaluation import (
     binary_metrics,
     expected_calibration_error,
@@ -212,6 +212,29 @@ def test_encoder_one_hots_with_a_fixed_vocabulary_imputes_and_log_scales():
     assert encoder.transform(rows)[:, 3:].tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0]]
     with pytest.raises(KeyError, match="share"):
         encoder.transform(row.drop(columns="share"))
+
+
+def test_encoded_rows_share_a_matrix_only_between_encoders_that_give_the_same_one(monkeypatch):
+    train = pd.DataFrame({"count": [0, 3, 10, 4], "share": [0.1, 0.5, 0.9, 0.2], "tier": ["basic", "plus", "basic", "plus"]})
+    same_but_medians = FrameEncoder(("count", "share"), ("tier",)).fit(train.iloc[:3])
+    encoders = {
+        "a": FrameEncoder(("count", "share"), ("tier",)).fit(train),
+        "medians differ": same_but_medians,
+        "log scaled": FrameEncoder(("count", "share"), ("tier",), log_scale=True).fit(train),
+        "other vocabulary": FrameEncoder(("count", "share"), ("tier",)).fit(train.iloc[[0, 2]]),
+    }
+    assert encoders["a"].medians_.tolist() != same_but_medians.medians_.tolist()
+    calls = []
+    transform = FrameEncoder.transform
+    monkeypatch.setattr(FrameEncoder, "transform", lambda self, X: calls.append(self) or transform(self, X))
+    complete = pd.DataFrame({"count": [1, 7], "share": [0.3, 0.6], "tier": ["plus", "basic"]})
+    gaps = complete.assign(count=[np.nan, 7.0])
+    for frame, runs in ((complete, 3), (gaps, 4)):  # a missing number: the medians make the matrices differ
+        rows, calls[:] = EncodedRows(frame), []
+        for name, encoder in encoders.items():
+            np.testing.assert_array_equal(rows.encoded_by(encoder), transform(encoder, frame), err_msg=name)
+        assert len(calls) == runs
+    assert EncodedRows.of(rows) is rows
 
 
 def test_validation_clients_never_train(tmp_path):

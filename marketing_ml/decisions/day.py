@@ -22,6 +22,7 @@ from marketing_ml.decisions.business import (
     uplift_scores_policy,
     value_policy,
 )
+from marketing_ml.registry.encoding import EncodedRows
 from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion
 
 # `uplift_scores` columns: the effect each list acts on, NaN when its intervention has no champion
@@ -78,9 +79,10 @@ def missing_champions(inputs: DayInputs) -> list[str]:
             for u in EFFECT_COLUMNS if u not in inputs.uplift_lists]
 
 
-def score_uplift(features: pd.DataFrame, champions: dict[str, UpliftChampion]) -> pd.DataFrame:
+def score_uplift(features: pd.DataFrame | EncodedRows, champions: dict[str, UpliftChampion]) -> pd.DataFrame:
     """The effect each list acts on, for every row of `features` (NaN where the intervention has no champion)."""
-    out = features[["client_id", "as_of_date"]].reset_index(drop=True)
+    features = EncodedRows.of(features)
+    out = features.frame[["client_id", "as_of_date"]].reset_index(drop=True)
     for use_case, column in EFFECT_COLUMNS.items():
         intervention = LIST_INTERVENTION[use_case]
         champion = champions.get(intervention)

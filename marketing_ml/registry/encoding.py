@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -83,6 +84,13 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
             start += len(categories)
         return out
 
+    def signature(self, with_medians: bool) -> tuple:
+        """What the output depends on: two encoders with one signature give the same matrix (medians
+        only matter for rows with a missing number)."""
+        check_is_fitted(self, "medians_")
+        return (tuple(self.numeric), tuple(self.categorical), self.log_columns_.tobytes(),
+                tuple(tuple(c) for c in self.categories_), self.medians_.tobytes() if with_medians else None)
+
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         return self.feature_names_out_
@@ -91,6 +99,53 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         if not self.numeric:
             return np.empty((len(X), 0))
         return X[list(self.numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+class EncodedRows:
+    """Feature rows with the matrices encoders have made of them, shared by every model they go through.
+
+    A day's rows go through about fifteen models (conversion, churn, six next-best-action responses, the
+    uplift learners' arms and effect regressions) and the explanations of two of them. Models fitted on
+    different rows have encoders that differ only in the medians they impute missing numbers with, so for
+    rows without missing numbers they give the same matrix: each distinct encoder (`FrameEncoder.signature`)
+    runs once per rows. The matrices are shared, so nothing may write into them.
+    """
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self._matrices: dict[tuple, np.ndarray] = {}
+        self._missing: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame | EncodedRows) -> EncodedRows:
+        return rows if isinstance(rows, EncodedRows) else cls(rows)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def index(self) -> pd.Index:
+        return self.frame.index
+
+    @property
+    def columns(self) -> pd.Index:
+        return self.frame.columns
+
+    def encoded_by(self, encoder: FrameEncoder) -> np.ndarray:
+        if self._missing is None:
+            self._missing = frozenset(self.frame.columns[self.frame.isna().to_numpy().any(axis=0)])
+        key = encoder.signature(with_medians=not self._missing.isdisjoint(encoder.numeric))
+        if key not in self._matrices:
+            self._matrices[key] = encoder.transform(self.frame)
+        return self._matrices[key]
+
+
+def model_input(pipeline: Pipeline, rows: pd.DataFrame | EncodedRows) -> np.ndarray:
+    """What a model pipeline's last step (the classifier or regressor) sees for `rows`: the `FrameEncoder`
+    first (shared through `EncodedRows`), then any steps between it and the last (scaling)."""
+    encoder, between = pipeline[0], pipeline[1:-1]
+    X = rows.encoded_by(encoder) if isinstance(rows, EncodedRows) else encoder.transform(rows)
+    return between.transform(X) if len(between) else X
 
 
 def importance_by_feature(encoder: FrameEncoder, column_importance: np.ndarray) -> pd.Series:

@@ -20,6 +20,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from marketing_ml.registry.encoding import EncodedRows, model_input
+
 EPS = 1e-6
 
 
@@ -55,13 +57,14 @@ class BinaryModel:
     importance_kind: str
     fit_info: dict[str, Any]
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame | EncodedRows) -> np.ndarray:
         return self.predict_proba_encoded(self.encode(X))
 
-    def encode(self, X: pd.DataFrame) -> np.ndarray:
+    def encode(self, X: pd.DataFrame | EncodedRows) -> np.ndarray:
         """The classifier's input matrix: every pipeline step but the last. The real-time API encodes its
-        stored feature rows once, so a request runs only the classifier."""
-        return self.pipeline[:-1].transform(X)
+        stored feature rows once, so a request runs only the classifier; batch scoring shares the encoding
+        of a day's rows between models (`EncodedRows`)."""
+        return model_input(self.pipeline, X)
 
     def predict_proba_encoded(self, X_encoded: np.ndarray) -> np.ndarray:
         """`predict_proba` for rows already passed through `encode` (same numbers)."""

@@ -24,7 +24,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from marketing_ml.registry.attribution import attribute_encoded, largest_contributions
-from marketing_ml.registry.encoding import FrameEncoder
+from marketing_ml.registry.encoding import EncodedRows
 from marketing_ml.registry.model import BinaryModel
 from marketing_ml.registry.predictor import ActionPredictor, LoadedModel, OutcomePredictor, load_champion
 from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS
@@ -210,22 +210,10 @@ class ChampionSet:
         return tuple(columns)
 
     def encode(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Feature rows -> each model's input matrix (`BinaryModel.encode`, step by step).
-
-        Models of one family usually have encoders that differ only in the medians they impute missing
-        numbers with (each was fitted on its own rows): for a frame without missing numbers those encoders
-        give the same matrix, so each distinct encoder runs once and only the later steps run per model."""
-        missing = bool(frame[[c for c in self.feature_columns if c in frame]].isna().to_numpy().any())
-        shared: dict[object, np.ndarray] = {}
-        out = {}
-        for key, model in self.models.items():
-            encoder, rest = model.pipeline[0], model.pipeline[1:-1]
-            signature = _encoder_signature(encoder, with_medians=missing)
-            if signature not in shared:
-                shared[signature] = encoder.transform(frame)
-            X = shared[signature]
-            out[key] = np.ascontiguousarray(rest.transform(X) if len(rest) else X)
-        return out
+        """Feature rows -> each model's input matrix (`BinaryModel.encode`), each distinct encoder run once
+        (`EncodedRows`)."""
+        rows = EncodedRows(frame)
+        return {key: np.ascontiguousarray(model.encode(rows)) for key, model in self.models.items()}
 
     def score(self, encoded: Mapping[str, np.ndarray], rows: slice | np.ndarray) -> ScoredRows:
         """Scores and reasons for `rows` of the encoded matrices (one vectorised call per model)."""
@@ -238,14 +226,6 @@ class ChampionSet:
             dmatrices: dict[bytes, xgb.DMatrix] = {}
             scores = np.column_stack([served[k].probability(encoded[k][rows], dmatrices) for k in keys])
         return ScoredRows(outcomes, ActionScores(scores, self.nba.recommend(scores)))
-
-
-def _encoder_signature(encoder, with_medians: bool) -> object:
-    """What a `FrameEncoder`'s output depends on (medians only matter where a number is missing)."""
-    if not isinstance(encoder, FrameEncoder):
-        return id(encoder)
-    return (tuple(encoder.numeric), tuple(encoder.categorical), encoder.log_columns_.tobytes(),
-            tuple(tuple(c) for c in encoder.categories_), encoder.medians_.tobytes() if with_medians else None)
 
 
 def _binary_models(loaded: LoadedModel) -> dict[str, BinaryModel]:

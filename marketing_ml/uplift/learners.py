@@ -20,6 +20,7 @@ learners are a few lines over the families, written out here and tested on world
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
 from marketing_ml.features.catalog import ModelInputs
-from marketing_ml.registry.encoding import FrameEncoder
+from marketing_ml.registry.encoding import EncodedRows, FrameEncoder, model_input
 from marketing_ml.registry.frames import Split
 from marketing_ml.registry.model import BinaryModel
 from marketing_ml.simulation.effects import CONTROL, INTERVENTION_NAMES
@@ -73,19 +74,27 @@ class UpliftModel:
     def feature_columns(self) -> tuple[str, ...]:
         return self.spec.all
 
-    def predict_control(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_control(self, frame: pd.DataFrame | EncodedRows) -> np.ndarray:
         """P(outcome within the window | no contact): the propensity a non-causal model ranks by."""
-        return self.arm_models[CONTROL].predict_proba(frame[list(self.spec.all)])
+        return self.arm_models[CONTROL].predict_proba(frame)
 
-    def predict_effects(self, frame: pd.DataFrame) -> pd.DataFrame:
-        X = frame[list(self.spec.all)]
+    def predict_effects(self, frame: pd.DataFrame | EncodedRows,
+                        interventions: Sequence[str] = INTERVENTION_NAMES) -> pd.DataFrame:
+        """The effect of each of `interventions` (all by default: scoring asks only for the one it acts on,
+        which saves the other arms' models) for every row of `frame`."""
+        rows = EncodedRows.of(frame)
         if self.learner == "t_learner":
-            control = self.arm_models[CONTROL].predict_proba(X)
-            effects = {i: self.arm_models[i].predict_proba(X) - control for i in INTERVENTION_NAMES}
+            control = self.arm_models[CONTROL].predict_proba(rows)
+            effects = {i: self.arm_models[i].predict_proba(rows) - control for i in interventions}
         else:
-            effects = {i: g * on_control.predict(X) + (1 - g) * on_treated.predict(X)
-                       for i, (on_control, on_treated, g) in self.effect_models.items()}
-        return pd.DataFrame(effects, index=frame.index)
+            def regression(pipeline: Pipeline) -> np.ndarray:
+                return pipeline[-1].predict(model_input(pipeline, rows))
+
+            effects = {}
+            for i in interventions:
+                on_control, on_treated, g = self.effect_models[i]
+                effects[i] = g * regression(on_control) + (1 - g) * regression(on_treated)
+        return pd.DataFrame(effects, index=rows.index)
 
 
 def _effect_regressor(spec: ModelInputs, options: FitOptions) -> Pipeline:

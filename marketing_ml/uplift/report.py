@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from marketing_ml.registry.encoding import EncodedRows
 from marketing_ml.simulation.effects import CONTROL, INTERVENTIONS, shift_column, true_effect
 from marketing_ml.uplift.dataset import ARM, HORIZONS, LABELS, SHIFT_PREFIX, UNCONTACTED_HAZARD
 from marketing_ml.uplift.evaluation import (
@@ -52,8 +53,9 @@ def judge_uplift(model: UpliftModel, frame: pd.DataFrame, capacity_share: float 
     intervention) price each policy's contacts per incremental outcome. With `ground_truth` (the frame has
     the truth columns) also against the true effects; without, by the observed arms only."""
     outcome, sign = model.outcome, benefit_sign(model.outcome)
-    predicted = sign * model.predict_effects(frame)
-    propensity = model.predict_control(frame)
+    rows = EncodedRows(frame)  # the effects and the control's risk read the same encoded rows
+    predicted = sign * model.predict_effects(rows)
+    propensity = model.predict_control(rows)
     y = sign * frame[LABELS[outcome]].to_numpy(dtype=float)
     arm = frame[ARM].to_numpy()
     capacity = max(1, int(round(capacity_share * len(frame))))

@@ -23,6 +23,7 @@ import mlflow
 import pandas as pd
 
 from marketing_ml.metadata import markdown_table
+from marketing_ml.registry.encoding import EncodedRows
 from marketing_ml.registry.store import CHAMPION, alias_version, code_version, feature_signature, register
 from marketing_ml.resources.mlflow_tracking import MLflowResource, tracking
 from marketing_ml.uplift.learners import UpliftModel
@@ -158,9 +159,9 @@ class UpliftChampion:
     version: str
     models: dict[str, UpliftModel]  # by outcome
 
-    def effect(self, frame: pd.DataFrame, outcome: str) -> pd.Series:
+    def effect(self, frame: pd.DataFrame | EncodedRows, outcome: str) -> pd.Series:
         """Predicted change of P(outcome within the model's horizon) if contacted."""
-        return self.models[outcome].predict_effects(frame)[self.intervention]
+        return self.models[outcome].predict_effects(frame, [self.intervention])[self.intervention]
 
 
 def uplift_champions(tracking_uri: str) -> dict[str, UpliftChampion]:
