@@ -71,15 +71,20 @@ def decide_days(warehouse: WarehouseResource, days: list[dt.date], predictions: 
     with warehouse.session():
         clients = contacts.pool_of_days(warehouse, days[0], days[-1])
         clients_of, predictions_of, uplift_of = by_day(clients), by_day(predictions), by_day(uplift)
-        called: dict = {}
-        campaigned: dict = {}
+        # the run's own contacts so far (client -> day; repeats are fine, `days_since` takes the latest), a
+        # series grown per day: a dict of ~100k campaign contacts by the end of a 35-day run, made into a
+        # series every day, cost more than the day's decisions
+        in_run = {"calls": pd.Series(dtype="datetime64[ns]"), "campaigns": pd.Series(dtype="datetime64[ns]")}
         for day in days:
             calls, campaigns = contacts.logged_contacts(warehouse, a, day, days[0])
             inputs = day_inputs(clients_of(day).drop(columns=["as_of_date"]), predictions_of(day), uplift_of(day),
-                                contacts.days_since(calls, called, day), contacts.days_since(campaigns, campaigned, day), a)
+                                contacts.days_since(calls, in_run["calls"], day),
+                                contacts.days_since(campaigns, in_run["campaigns"], day), a)
             for name, rows in decide(day, inputs).items():
-                target = campaigned if name == "campaign_targets" else called
-                target.update(dict.fromkeys(rows["client_id"].tolist(), day))
+                kind = "campaigns" if name == "campaign_targets" else "calls"
+                listed = pd.Series(pd.Timestamp(day), index=rows["client_id"].to_numpy())
+                if len(listed):  # pandas deprecates concatenating an empty series
+                    in_run[kind] = listed if in_run[kind].empty else pd.concat([in_run[kind], listed])
 
 
 def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: bool) -> list[dg.AssetsDefinition]:

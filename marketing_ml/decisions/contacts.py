@@ -66,10 +66,11 @@ def logged_contacts(warehouse: WarehouseResource, a: BusinessAssumptions, day: d
     return calls, campaigns
 
 
-def days_since(latest: pd.Series, in_run: Mapping[int | str, dt.date], day: dt.date) -> pd.Series:
-    """Days from each client's latest contact (logged, or listed earlier in this run) to `day`."""
+def days_since(latest: pd.Series, in_run: Mapping[int | str, dt.date] | pd.Series, day: dt.date) -> pd.Series:
+    """Days from each client's latest contact (logged, or listed earlier in this run: by client, a client
+    may repeat) to `day`."""
     dates = pd.to_datetime(latest)
-    if in_run:
-        earlier = pd.to_datetime(pd.Series(in_run))
+    if len(in_run):
+        earlier = pd.to_datetime(in_run if isinstance(in_run, pd.Series) else pd.Series(in_run))
         dates = pd.concat([dates, earlier]).groupby(level=0).max()
     return (pd.Timestamp(day) - dates).dt.days

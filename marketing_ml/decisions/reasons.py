@@ -11,6 +11,7 @@ per feature, stacked into a single call.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -21,7 +22,11 @@ REASONS = 3
 
 def typical_values(frame: pd.DataFrame, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> dict[str, object]:
     """The reference each feature is replaced by: the day's median, or its most frequent category."""
-    typical: dict[str, object] = {c: frame[c].median() for c in numeric}
+    values = frame[list(numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+    with warnings.catch_warnings():  # an all-missing column's median is NaN, as pandas has it, without a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        medians = np.nanmedian(values, axis=0) if len(values) else np.full(len(numeric), np.nan)
+    typical: dict[str, object] = dict(zip(numeric, medians.tolist()))
     typical |= {c: frame[c].mode(dropna=True).iloc[0] if frame[c].notna().any() else None for c in categorical}
     return typical
 
@@ -35,11 +40,9 @@ def effect_reasons(effect: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFr
         return pd.DataFrame({f"reason_{k + 1}": pd.Series(dtype=object) for k in range(top)})
     # one block of the rows per feature, that feature set to its typical value in its own block
     n = len(rows)
-    stacked = rows.iloc[np.tile(np.arange(n), len(names))].reset_index(drop=True)
-    for k, name in enumerate(names):
-        column = stacked[name].to_numpy(dtype=object)
-        column[k * n:(k + 1) * n] = typical[name]
-        stacked[name] = pd.Series(column).astype(rows[name].dtype)  # a typical value may be a plain Python scalar
+    tiled = np.tile(np.arange(n), len(names))
+    block = {name: slice(k * n, (k + 1) * n) for k, name in enumerate(names)}
+    stacked = pd.DataFrame({name: _tiled(rows[name], tiled, block.get(name), typical.get(name)) for name in rows.columns})
     actual = np.asarray(effect(rows), dtype=np.float64)
     replaced = np.asarray(effect(stacked), dtype=np.float64).reshape(len(names), len(rows))
     lift = actual[None, :] - replaced  # (features, rows)
@@ -47,3 +50,17 @@ def effect_reasons(effect: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFr
     labels = np.asarray(names, dtype=object)[order]
     labels[np.take_along_axis(lift, order, axis=0) <= 0] = ""
     return pd.DataFrame({f"reason_{k + 1}": labels[k] for k in range(min(top, len(names)))}, index=rows.index)
+
+
+def _tiled(column: pd.Series, tiled: np.ndarray, block: slice | None, value: object) -> np.ndarray | pd.Series:
+    """`column`'s values at `tiled`, with `value` in `block` (if any), in the column's own dtype (a median
+    in an integer column truncates, as casting it would)."""
+    if isinstance(column.dtype, np.dtype):  # numpy columns: in place on the copy the indexing makes
+        values = column.to_numpy()[tiled]
+        if block is not None:
+            values[block] = value
+        return values
+    values = column.to_numpy(dtype=object)[tiled]  # extension dtypes (categoricals): through objects
+    if block is not None:
+        values[block] = value
+    return pd.Series(values).astype(column.dtype)
