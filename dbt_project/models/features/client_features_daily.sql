@@ -8,6 +8,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ delete_feature_window() }}",
+    pre_hook=["{{ delete_feature_window() }}", "{{ plan_joins_as_written() }}"],
+    post_hook="{{ restore_join_planning() }}",
 ) }}
 {{ feature_vectors() }}
