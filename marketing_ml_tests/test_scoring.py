@@ -151,3 +151,34 @@ def test_realized_performance_scores_matured_predictions_against_outcomes(scored
     assert 0.5 < row["auc"] <= 1 and row["auc"] <= row["oracle_auc"] + 0.1
     churn = query(settings, "select * from monitoring.realized_performance where as_of_date = ? and task = 'churn'", [LAST]).iloc[0]
     assert churn["rows"] == 0  # churn predictions need 90 days to mature: said, not faked
+
+
+def test_feature_days_reads_each_day_from_staged_blocks_and_drops_them(tmp_path):
+    from marketing_ml.features.catalog import FEATURE_TABLE
+    from marketing_ml.resources.warehouse import DuckDBWarehouse
+    from marketing_ml.scoring.batch import FeatureDays
+
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    first = dt.date(2026, 3, 1)
+    days = [first + dt.timedelta(days=k) for k in range(6)]
+    # rows of every day interleaved, as a year-long build writes them; day 4 has no rows
+    rows = pd.DataFrame([(client, day, client * 10 + k) for client in range(50) for k, day in enumerate(days) if k != 4],
+                        columns=["client_id", "as_of_date", "value"])
+    warehouse.execute("create schema features")
+    with warehouse.connect() as conn:
+        conn.execute(f"create table {FEATURE_TABLE} as select * from rows")
+    with warehouse.session():
+        with FeatureDays(warehouse, days, rows=120) as feature_days:
+            assert feature_days._blocks == [days[:2], days[2:5], days[5:]]  # 50 rows a day, day 4 none
+            for k, day in enumerate(days):
+                if k == 4:
+                    with pytest.raises(LookupError, match="build the features step"):
+                        feature_days.frame(day)
+                    continue
+                frame = feature_days.frame(day).sort_values("client_id", ignore_index=True)
+                assert frame["value"].tolist() == [client * 10 + k for client in range(50)]
+                assert feature_days.relation(day).startswith("staging_memory.")
+            with warehouse.connect() as conn:  # one block staged at a time: the last one now
+                assert conn.execute("select count(*) from staging_memory.feature_days").fetchone()[0] == 50
+        with warehouse.connect() as conn:  # and none after the block
+            assert conn.execute("select count(*) from duckdb_tables() where database_name = 'staging_memory'").fetchone()[0] == 0

@@ -25,7 +25,7 @@ from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
-from marketing_ml.scoring.batch import features_of_day
+from marketing_ml.scoring.batch import FeatureDays
 from marketing_ml.settings import NO_GROUND_TRUTH
 from marketing_ml.uplift.store import PRIMARY_OUTCOME, UpliftChampion, uplift_champions
 
@@ -130,14 +130,15 @@ def build_decision_assets(partitions: dg.PartitionsDefinition, ground_truth: boo
                     context.log.warning(note)
             # one read of the day's feature rows (in the session): a query for a few hundred listed ids
             # costs as much as the day (measured), and the typical values need the day anyway
-            lists = lists_of_day(inputs, champions, features_of_day(warehouse, day), a)
+            lists = lists_of_day(inputs, champions, feature_days.frame(day), a)
             for name, rows in lists.items():
                 built[name].append(rows.assign(as_of_date=pd.Timestamp(day)))
             context.log.info(f"{day} ({len(built['advisor_queue'])}/{len(days)}): "
                              + ", ".join(f"{len(rows):,} {name.replace('_', ' ')}" for name, rows in lists.items()))
             return lists
 
-        decide_days(warehouse, days, daily_predictions, uplift_scores, a, decide)
+        with warehouse.session(), FeatureDays(warehouse, days) as feature_days:
+            decide_days(warehouse, days, daily_predictions, uplift_scores, a, decide)
         for name in outs:
             frame = pd.concat(built[name], ignore_index=True)
             yield dg.Output(frame, output_name=name, metadata={

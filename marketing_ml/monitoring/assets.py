@@ -21,6 +21,7 @@ from marketing_ml.monitoring.performance import performance_frame, realized_perf
 from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.registry.tasks import OUTCOME_TASKS, champion_key
+from marketing_ml.scoring.batch import FeatureDays
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.resources.webhook import AlertWebhook
@@ -48,9 +49,9 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
         columns = list(load_champion("conversion", mlflow.tracking_uri).predictor.feature_columns)
         reference = DriftReference(reference_rows(warehouse), columns)
         days, run_days = [], partition_days(context)
-        with warehouse.session():
+        with warehouse.session(), FeatureDays(warehouse, run_days) as feature_days:
             for day in run_days:
-                days.append(feature_drift_of_day(warehouse, reference, day))
+                days.append(feature_drift_of_day(warehouse, reference, day, feature_days.relation(day)))
                 context.log.info(f"{day} ({len(days)}/{len(run_days)}): drift of {len(columns)} features")
         drift = pd.concat(days, ignore_index=True)
         drift["severity"] = [int(FEATURE_PSI.severity(v)) for v in drift["psi"]]

@@ -134,10 +134,12 @@ def reference_rows(warehouse: WarehouseResource) -> pd.DataFrame:
     )
 
 
-def feature_drift_of_day(warehouse: WarehouseResource, reference: DriftReference, day: dt.date) -> pd.DataFrame:
-    """Drift of every column of `reference` on one day's feature rows (a deterministic sample)."""
+def feature_drift_of_day(warehouse: WarehouseResource, reference: DriftReference, day: dt.date,
+                         relation: str = FEATURE_TABLE) -> pd.DataFrame:
+    """Drift of every column of `reference` on one day's feature rows (a deterministic sample), from the
+    feature table or a staged copy of some of its days (`FeatureDays`)."""
     current = warehouse.query(
-        f"select {', '.join(reference.columns)} from {FEATURE_TABLE} where as_of_date = ? "
+        f"select {', '.join(reference.columns)} from {relation} where as_of_date = ? "
         f"order by hash(client_id) limit {REFERENCE_ROWS}", [day]
     )
     return drift_frame(reference.compare(current)).assign(as_of_date=day)

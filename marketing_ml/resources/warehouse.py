@@ -41,6 +41,12 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.session():
             yield
 
+    @contextmanager
+    def staged(self, name: str, sql: str) -> Iterator[str]:
+        """A relation holding the rows of `sql` (no parameters) for the block, for many queries over them.
+        The default is the query itself: a warehouse that prunes by its own statistics needs no copy."""
+        yield f"({sql}) as {name}"
+
     def read(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
         """A query for long-running readers outside Dagster runs (the real-time API): on a backend with a
         writer lock it never takes that lock, so pipeline runs can write while the reader polls."""
@@ -99,6 +105,25 @@ class DuckDBWarehouse(WarehouseResource):
             with self.connect() as conn:
                 conn.execute(f"set memory_limit = '{memory_limit}'")
             yield
+
+    @contextmanager
+    def staged(self, name: str, sql: str) -> Iterator[str]:
+        """`sql`'s rows copied into an in-memory table of the session, dropped after the block. DuckDB skips
+        only the row groups whose min/max rule a filter out, and a table built in one statement keeps its
+        rows in the order the query made them: a year of features comes out of the windows client by
+        client, so every row group holds every date and a day's query decompresses the whole table (0.75 s
+        a day at 50,000 clients, against 0.1 s from a copy of the days in date order)."""
+        if self._session is None:
+            raise RuntimeError("staged() keeps its copy in the session's memory: call it inside session()")
+        relation = f"staging_memory.{name}"
+        with self.connect() as conn:
+            conn.execute("attach if not exists ':memory:' as staging_memory")
+            conn.execute(f"create or replace table {relation} as {sql}")
+        try:
+            yield relation
+        finally:
+            with self.connect() as conn:
+                conn.execute(f"drop table if exists {relation}")
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
