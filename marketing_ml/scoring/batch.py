@@ -70,7 +70,7 @@ class FeatureDays:
             staged += n
         self._stack = ExitStack()
         self._current: int | None = None
-        self._relation = FEATURE_TABLE
+        self._relation = ""
 
     def __enter__(self) -> FeatureDays:
         return self
@@ -99,9 +99,9 @@ class FeatureDays:
 def score_days(warehouse: WarehouseResource, days: list[dt.date],
                scorers: Mapping[str, Callable[[EncodedRows], pd.DataFrame]],
                log: Callable[[str], None]) -> dict[str, pd.DataFrame]:
-    """Each of `scorers` applied to each day's feature rows, the rows read once per day and encoded once
-    per chunk for all of them (memory bounded by one day), with a line of progress per day: a 35-day
-    backfill is minutes of work."""
+    """Each of `scorers` applied to each day's feature rows, the rows read once per day (`FeatureDays`)
+    and encoded once per chunk for all of them (memory bounded by one day and one staged block), with a
+    line of progress per day: a 35-day backfill is minutes of work."""
     scored: dict[str, list[pd.DataFrame]] = {name: [] for name in scorers}
     with warehouse.session(), FeatureDays(warehouse, days) as feature_days:
         for k, day in enumerate(days, start=1):
