@@ -71,6 +71,6 @@ def days_since(latest: pd.Series, in_run: Mapping[int | str, dt.date] | pd.Serie
     may repeat) to `day`."""
     dates = pd.to_datetime(latest)
     if len(in_run):
-        earlier = pd.to_datetime(in_run if isinstance(in_run, pd.Series) else pd.Series(in_run))
+        earlier = pd.to_datetime(pd.Series(in_run))
         dates = pd.concat([dates, earlier]).groupby(level=0).max()
     return (pd.Timestamp(day) - dates).dt.days

@@ -54,13 +54,10 @@ def effect_reasons(effect: Callable[[pd.DataFrame], np.ndarray], rows: pd.DataFr
 
 def _tiled(column: pd.Series, tiled: np.ndarray, block: slice | None, value: object) -> np.ndarray | pd.Series:
     """`column`'s values at `tiled`, with `value` in `block` (if any), in the column's own dtype (a median
-    in an integer column truncates, as casting it would)."""
-    if isinstance(column.dtype, np.dtype):  # numpy columns: in place on the copy the indexing makes
-        values = column.to_numpy()[tiled]
-        if block is not None:
-            values[block] = value
-        return values
-    values = column.to_numpy(dtype=object)[tiled]  # extension dtypes (categoricals): through objects
+    in an integer column truncates, as casting it would). Numpy columns are set in place on the copy the
+    indexing makes; extension dtypes (categoricals) go through objects."""
+    plain = isinstance(column.dtype, np.dtype)
+    values = column.to_numpy(dtype=None if plain else object)[tiled]
     if block is not None:
         values[block] = value
-    return pd.Series(values).astype(column.dtype)
+    return values if plain else pd.Series(values).astype(column.dtype)

@@ -21,10 +21,10 @@ from marketing_ml.monitoring.performance import performance_frame, realized_perf
 from marketing_ml.partitions import daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.registry.tasks import OUTCOME_TASKS, champion_key
-from marketing_ml.scoring.batch import FeatureDays
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.resources.webhook import AlertWebhook
+from marketing_ml.scoring.batch import FeatureDays
 from marketing_ml.settings import NO_GROUND_TRUTH
 
 GROUP = "monitoring"
