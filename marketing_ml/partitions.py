@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dagster as dg
+import pandas as pd
 
 
 def daily_partitions(start_date: dt.date) -> dg.DailyPartitionsDefinition:
@@ -39,3 +40,10 @@ def daily_asset(name: str, group: str, schema: str, description: str, partitions
         metadata={"schema": schema, "partition_expr": "as_of_date"},
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
+
+
+def by_day(frame: pd.DataFrame) -> Callable[[dt.date], pd.DataFrame]:
+    """The rows of a day of `frame` (none: an empty frame with its columns), split by `as_of_date` once, so a
+    day-by-day loop does not rescan the whole range each day."""
+    days = {pd.Timestamp(d): rows for d, rows in frame.groupby(pd.to_datetime(frame["as_of_date"]), sort=False)}
+    return lambda day: days.get(pd.Timestamp(day), frame.iloc[:0])

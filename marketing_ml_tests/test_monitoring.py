@@ -84,3 +84,32 @@ def _no_performance():
     import pandas as pd
 
     return pd.DataFrame(columns=["as_of_date", "task", "auc_ratio", "calibration_error"])
+
+
+def test_drift_samples_pick_what_a_query_of_each_day_picks(tmp_path, monkeypatch):
+    """The range's sample in one query: per day the same clients, in the same order, as that day's own
+    `order by hash(client_id) limit REFERENCE_ROWS` (so drift, means included, is what it was per day)."""
+    import pandas as pd
+
+    from marketing_ml.features.catalog import FEATURE_TABLE
+    from marketing_ml.monitoring import drift
+    from marketing_ml.partitions import by_day
+    from marketing_ml.resources.warehouse import DuckDBWarehouse
+
+    monkeypatch.setattr(drift, "REFERENCE_ROWS", 30)  # fewer than a day's 80 clients: the limit matters
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=k) for k in range(4)]
+    # interleaved as a year-long build writes them; day 2 has no rows, day 3 only some clients
+    rows = pd.DataFrame([(client, day, client * 0.1 + k, f"level_{client % 3}") for client in range(80)
+                         for k, day in enumerate(days) if k != 2 and (k != 3 or client % 4 == 0)],
+                        columns=["client_id", "as_of_date", "value", "level"])
+    warehouse.execute("create schema features")
+    with warehouse.connect() as conn:
+        conn.execute(f"create table {FEATURE_TABLE} as select * from rows")
+    sample_of = by_day(drift.drift_samples(warehouse, ["value", "level"], days[0], days[-1]))
+    for day in days:
+        alone = warehouse.query(f"select value, level from {FEATURE_TABLE} where as_of_date = ? "
+                                "order by hash(client_id) limit 30", [day])
+        picked = sample_of(day)[["value", "level"]].reset_index(drop=True)
+        assert len(picked) == {0: 30, 1: 30, 2: 0, 3: 20}[days.index(day)]
+        pd.testing.assert_frame_equal(picked, alone)

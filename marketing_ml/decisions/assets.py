@@ -21,7 +21,7 @@ from pydantic import Field
 from marketing_ml.decisions import business, contacts, impact, reasons
 from marketing_ml.decisions.day import EFFECT_COLUMNS, DayInputs, day_inputs, missing_champions
 from marketing_ml.metadata import markdown_table, preview
-from marketing_ml.partitions import daily_asset, partition_days
+from marketing_ml.partitions import by_day, daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
@@ -53,13 +53,6 @@ class BusinessConfig(dg.Config):
 
     def assumptions(self) -> business.BusinessAssumptions:
         return business.BusinessAssumptions(**self.model_dump())
-
-
-def by_day(frame: pd.DataFrame) -> Callable[[dt.date], pd.DataFrame]:
-    """The rows of a day of `frame` (none: an empty frame with its columns), split by `as_of_date` once, so a
-    day-by-day loop does not rescan the whole range each day."""
-    days = {pd.Timestamp(d): rows for d, rows in frame.groupby(pd.to_datetime(frame["as_of_date"]), sort=False)}
-    return lambda day: days.get(pd.Timestamp(day), frame.iloc[:0])
 
 
 def decide_days(warehouse: WarehouseResource, days: list[dt.date], predictions: pd.DataFrame, uplift: pd.DataFrame,

@@ -16,15 +16,21 @@ import pandas as pd
 from marketing_ml.features.catalog import FEATURE_MODEL
 from marketing_ml.metadata import markdown_table
 from marketing_ml.monitoring.alerts import AUC_RATIO, FEATURE_PSI, SCORE_PSI, Severity, alert_table
-from marketing_ml.monitoring.drift import DriftReference, drift_frame, feature_drift_of_day, psi_plot, reference_rows
+from marketing_ml.monitoring.drift import (
+    DriftReference,
+    drift_frame,
+    drift_samples,
+    feature_drift_of_day,
+    psi_plot,
+    reference_rows,
+)
 from marketing_ml.monitoring.performance import performance_frame, realized_performance_of_day, trained_auc
-from marketing_ml.partitions import daily_asset, partition_days
+from marketing_ml.partitions import by_day, daily_asset, partition_days
 from marketing_ml.registry.predictor import load_champion
 from marketing_ml.registry.tasks import OUTCOME_TASKS, champion_key
 from marketing_ml.resources.mlflow_tracking import MLflowResource
 from marketing_ml.resources.warehouse import WarehouseResource
 from marketing_ml.resources.webhook import AlertWebhook
-from marketing_ml.scoring.batch import FeatureDays
 from marketing_ml.settings import NO_GROUND_TRUTH
 
 GROUP = "monitoring"
@@ -49,10 +55,10 @@ def build_monitoring_assets(partitions: dg.PartitionsDefinition, ground_truth: b
         columns = list(load_champion("conversion", mlflow.tracking_uri).predictor.feature_columns)
         reference = DriftReference(reference_rows(warehouse), columns)
         days, run_days = [], partition_days(context)
-        with warehouse.session(), FeatureDays(warehouse, run_days) as feature_days:
-            for day in run_days:
-                days.append(feature_drift_of_day(warehouse, reference, day, feature_days.relation(day)))
-                context.log.info(f"{day} ({len(days)}/{len(run_days)}): drift of {len(columns)} features")
+        sample_of = by_day(drift_samples(warehouse, columns, run_days[0], run_days[-1]))
+        for day in run_days:
+            days.append(feature_drift_of_day(reference, sample_of(day), day))
+            context.log.info(f"{day} ({len(days)}/{len(run_days)}): drift of {len(columns)} features")
         drift = pd.concat(days, ignore_index=True)
         drift["severity"] = [int(FEATURE_PSI.severity(v)) for v in drift["psi"]]
         latest = drift[drift["as_of_date"] == drift["as_of_date"].max()]

@@ -134,14 +134,26 @@ def reference_rows(warehouse: WarehouseResource) -> pd.DataFrame:
     )
 
 
-def feature_drift_of_day(warehouse: WarehouseResource, reference: DriftReference, day: dt.date,
-                         relation: str = FEATURE_TABLE) -> pd.DataFrame:
-    """Drift of every column of `reference` on one day's feature rows (a deterministic sample), from the
-    feature table or a staged copy of some of its days (`FeatureDays`)."""
-    current = warehouse.query(
-        f"select {', '.join(reference.columns)} from {relation} where as_of_date = ? "
-        f"order by hash(client_id) limit {REFERENCE_ROWS}", [day]
+def drift_samples(warehouse: WarehouseResource, columns: list[str], first: dt.date, last: dt.date) -> pd.DataFrame:
+    """`as_of_date` and `columns` of a deterministic sample of each day's feature rows, `first` to `last`:
+    per day the `REFERENCE_ROWS` clients of smallest hash, in hash order, as a query of that day alone would
+    pick them. One query for the range: the sample's keys first (two columns over the days' rows, bounded
+    at any population), then only their rows' columns; a query per day scans the whole feature table each
+    time (its row groups hold every date after a year-long backfill)."""
+    selected = ", ".join(f"f.{c}" for c in columns)
+    return warehouse.query(
+        f"""with sample as (
+                select client_id, as_of_date, hash(client_id) as sample_order from {FEATURE_TABLE}
+                where as_of_date between ? and ?
+                qualify row_number() over (partition by as_of_date order by hash(client_id)) <= {REFERENCE_ROWS})
+            select f.as_of_date, {selected} from {FEATURE_TABLE} f join sample s using (client_id, as_of_date)
+            order by f.as_of_date, s.sample_order""",
+        [first, last],
     )
+
+
+def feature_drift_of_day(reference: DriftReference, current: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Drift of every column of `reference` on `day`'s sample (`drift_samples`)."""
     return drift_frame(reference.compare(current)).assign(as_of_date=day)
 
 

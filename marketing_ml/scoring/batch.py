@@ -8,7 +8,9 @@ models and scorers it goes through (`EncodedRows`).
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 
 import numpy as np
@@ -22,7 +24,8 @@ from marketing_ml.registry.tasks import NBA, OUTCOME_TASKS, TASK_NAMES
 from marketing_ml.resources.warehouse import WarehouseResource
 
 CHUNK_ROWS = 100_000  # bounded memory on any population; one predict call per model per chunk
-STAGED_ROWS = 1_000_000  # feature rows copied at once for a run's day-by-day reads (~0.7 GB at 90 columns)
+SCORING_THREADS = 2  # days scored at once (`score_days`)
+STAGED_ROWS = 2_000_000  # feature rows copied at once for a run's day-by-day reads (~1.4 GB at 90 columns)
 
 
 def chunks(frame: pd.DataFrame, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
@@ -48,7 +51,11 @@ class FeatureDays:
     """The feature rows of a run's days, read day by day from copies of blocks of days in date order
     (`WarehouseResource.staged`), at most `STAGED_ROWS` rows at a time: a run reads each day once or
     more, and one query over a block costs what one day's query costs on the table. Days are asked for in
-    order; a block is dropped when the next one is staged. Use inside a warehouse session."""
+    order; a block is dropped when the next one is staged. Use inside a warehouse session.
+
+    A day's rows come in client order, whatever the blocks: a float32 network's output for a row depends
+    (in its last bit) on the row's place in the batch, and a parallel copy leaves rows of equal dates in
+    any order, so a rerun of the same days would not reproduce its scores exactly."""
 
     def __init__(self, warehouse: WarehouseResource, days: list[dt.date], rows: int = STAGED_ROWS):
         self.warehouse = warehouse
@@ -87,7 +94,7 @@ class FeatureDays:
             self._relation = self._stack.enter_context(self.warehouse.staged(
                 "feature_days",
                 f"select * from {FEATURE_TABLE} where as_of_date between date '{days[0].isoformat()}' "
-                f"and date '{days[-1].isoformat()}' order by as_of_date",
+                f"and date '{days[-1].isoformat()}' order by as_of_date, client_id",
             ))
             self._current = block
         return self._relation
@@ -100,17 +107,41 @@ def score_days(warehouse: WarehouseResource, days: list[dt.date],
                scorers: Mapping[str, Callable[[EncodedRows], pd.DataFrame]],
                log: Callable[[str], None]) -> dict[str, pd.DataFrame]:
     """Each of `scorers` applied to each day's feature rows, the rows read once per day (`FeatureDays`)
-    and encoded once per chunk for all of them (memory bounded by one day and one staged block), with a
-    line of progress per day: a 35-day backfill is minutes of work."""
+    and encoded once per chunk for all of them, with a line of progress per day: a 35-day backfill is
+    minutes of work.
+
+    `SCORING_THREADS` days are scored at once while the next is read: a day's scoring is half pandas
+    (holding the GIL) and half model code that releases it (torch, xgboost, scikit-learn), so two days
+    overlap on two cores (measured: 8 days in 8.1 s instead of 10.6 s, the same frames out). Memory stays
+    bounded by that many days and one staged block; results and progress keep the days' order."""
     scored: dict[str, list[pd.DataFrame]] = {name: [] for name in scorers}
-    with warehouse.session(), FeatureDays(warehouse, days) as feature_days:
+
+    def score_day(features: pd.DataFrame) -> dict[str, list[pd.DataFrame]]:
+        out: dict[str, list[pd.DataFrame]] = {name: [] for name in scorers}
+        for chunk in chunks(features):
+            rows = EncodedRows(chunk)
+            for name, score in scorers.items():
+                out[name].append(score(rows))
+        return out
+
+    pending: deque[tuple[str, Future]] = deque()
+
+    def collect() -> None:
+        progress, future = pending.popleft()
+        for name, frames in future.result().items():
+            scored[name].extend(frames)
+        log(progress)
+
+    with warehouse.session(), FeatureDays(warehouse, days) as feature_days, \
+            ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score_days") as pool:
         for k, day in enumerate(days, start=1):
+            if len(pending) == SCORING_THREADS:
+                collect()
             features = feature_days.frame(day)
-            for chunk in chunks(features):
-                rows = EncodedRows(chunk)
-                for name, score in scorers.items():
-                    scored[name].append(score(rows))
-            log(f"{day} ({k}/{len(days)}): {len(features):,} clients: {', '.join(scorers)}")
+            pending.append((f"{day} ({k}/{len(days)}): {len(features):,} clients: {', '.join(scorers)}",
+                            pool.submit(score_day, features)))
+        while pending:
+            collect()
     return {name: pd.concat(frames, ignore_index=True) for name, frames in scored.items()}
 
 
