@@ -11,6 +11,7 @@ predictions in `marketing_ml.scoring`):
 """
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 
 import dagster as dg
@@ -216,6 +217,8 @@ def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], featur
     plan = business.plan_day(inputs.pool, inputs.platform, a)
     lists = business.list_frames(inputs.pool, inputs.platform, plan, a)
     features = features.set_index("client_id")
+    # the uplift champions usually share one feature spec: the day's typical values are computed once for it
+    typical = functools.cache(lambda numeric, categorical: reasons.typical_values(features, numeric, categorical))
     for use_case in ("advisor_queue", "retention_list"):
         rows = lists[use_case]
         intervention = business.LIST_INTERVENTION[use_case]
@@ -228,7 +231,7 @@ def lists_of_day(inputs: DayInputs, champions: dict[str, UpliftChampion], featur
             model = champion.models[outcome]
             listed = features.loc[rows["client_id"]].reset_index().set_index(rows.index)
             why = reasons.effect_reasons(lambda f: sign * champion.effect(f, outcome).to_numpy(), listed,
-                                         reasons.typical_values(features, model.spec.numeric, model.spec.categorical))
+                                         typical(model.spec.numeric, model.spec.categorical))
         lists[use_case] = pd.concat([rows, why], axis=1).assign(ranked_by=inputs.ranked_by(use_case))
     lists["advisor_queue"]["expected_conversion_uplift"] = lists["advisor_queue"][EFFECT_COLUMNS["advisor_queue"]]
     lists["retention_list"]["expected_churn_reduction"] = -lists["retention_list"][EFFECT_COLUMNS["retention_list"]]
